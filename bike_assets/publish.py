@@ -1,0 +1,172 @@
+"""Write-audit-publish: an asset builds its tables as staged copies, audits them, then publishes.
+
+A table's new version is written beside the published one (`schema.__staged_table`), its
+checks run on it, and only when no ERROR check fails does the IO manager swap it in, in one
+transaction. A failed check fails the run; the published table keeps its last good content.
+Run with only checks selected (the audit job), the same checks read the published tables.
+"""
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from bike_assets.checks import ERROR, Check, columns_match, markdown_table
+from bike_assets.warehouse import StagedTable
+
+OWNERS = ["team:local-bike-data"]
+PREVIEW_ROWS = 10
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # DuckDB type, as DESCRIBE shows it
+    description: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """A published table: where it lives, what it means, its columns and its checks."""
+
+    schema: str
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    checks: tuple[Check, ...] = ()
+    # Extra materialization metadata (charts, previews), computed from the staged table.
+    metadata: Callable[[duckdb.DuckDBPyConnection, str], Mapping[str, Any]] | None = field(
+        default=None, compare=False
+    )
+
+    @property
+    def key(self) -> dg.AssetKey:
+        return dg.AssetKey([self.schema, self.name])
+
+    @property
+    def published(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def all_checks(self) -> tuple[Check, ...]:
+        return (columns_match([(c.name, c.type) for c in self.columns]), *self.checks)
+
+    def asset_out(self, group_name: str) -> dg.AssetOut:
+        schema = dg.TableSchema(
+            columns=[
+                dg.TableColumn(c.name, c.type, description=c.description) for c in self.columns
+            ]
+        )
+        return dg.AssetOut(
+            key=self.key,
+            description=self.description,
+            group_name=group_name,
+            owners=OWNERS,
+            kinds={"duckdb", "sql"},
+            is_required=False,
+            metadata={"dagster/column_schema": schema, "dagster/table_name": self.published},
+        )
+
+
+Build = Callable[[dg.AssetExecutionContext, duckdb.DuckDBPyConnection], Mapping[str, str]]
+
+
+def warehouse_asset(
+    *,
+    name: str,
+    description: str,
+    group_name: str,
+    tables: Sequence[Table],
+    reads: Sequence[Table | dg.AssetSpec] = (),
+    build: Build,
+    config_schema: Mapping[str, dg.Field] | None = None,
+) -> dg.AssetsDefinition:
+    """An asset (one op) that builds `tables` with write-audit-publish.
+
+    `build(context, conn)` prepares what it needs and returns each table's SELECT, in which
+    `{name}` stands for any table of `reads` or of `tables` (their staged copies).
+    """
+    by_key = {table.key: table for table in tables}
+    upstream = {t.name: t.published for t in reads if isinstance(t, Table)}
+
+    @dg.multi_asset(
+        name=name,
+        description=description,
+        outs={table.name: table.asset_out(group_name) for table in tables},
+        deps=[t.key for t in reads],
+        check_specs=[check.spec(table.key) for table in tables for check in table.all_checks],
+        can_subset=True,
+        config_schema=config_schema,
+        required_resource_keys={"warehouse", "raw_export", "pii_key", "calendar"},
+    )
+    def _asset(context: dg.AssetExecutionContext) -> Iterator[Any]:
+        building = [by_key[key] for key in context.selected_asset_keys]
+        with context.resources.warehouse.connect() as conn:
+            names = dict(upstream)
+            if building:
+                staged = {t.name: StagedTable(t.schema, t.name).staged for t in tables}
+                names |= staged
+                for table_name, select in build(context, conn).items():
+                    conn.execute(f"create schema if not exists {by_key_name(tables, table_name)}")
+                    conn.execute(
+                        f"create or replace table {staged[table_name]} as {select.format(**names)}"
+                    )
+            audited = names | {t.name: t.published for t in tables if t not in building}
+            results = list(_audit(conn, context, tables, audited))
+            yield from results
+            _fail_on_errors(results)
+            for table in building:
+                metadata = _materialization_metadata(conn, table, audited[table.name])
+                yield dg.Output(
+                    StagedTable(table.schema, table.name), output_name=table.name, metadata=metadata
+                )
+
+    return _asset
+
+
+def by_key_name(tables: Sequence[Table], table_name: str) -> str:
+    """The schema of the table called table_name."""
+    return next(t.schema for t in tables if t.name == table_name)
+
+
+def _audit(
+    conn: duckdb.DuckDBPyConnection,
+    context: dg.AssetExecutionContext,
+    tables: Sequence[Table],
+    names: Mapping[str, str],
+) -> Iterator[dg.AssetCheckResult]:
+    selected = context.selected_asset_check_keys
+    for table in tables:
+        for check in table.all_checks:
+            if dg.AssetCheckKey(table.key, check.name) in selected:
+                yield check.run(conn, table.key, {**names, "this": names[table.name]})
+
+
+def _fail_on_errors(results: Sequence[dg.AssetCheckResult]) -> None:
+    failed = [r for r in results if not r.passed and r.severity == ERROR]
+    if failed:
+        lines = [
+            f"- {r.asset_key.to_user_string()} / {r.check_name}: "
+            f"{r.metadata['failing_rows'].value} failing row(s)\n{r.metadata['sample'].value}"
+            for r in failed
+        ]
+        raise dg.Failure(
+            description="Checks failed with ERROR severity; nothing was published:\n"
+            + "\n".join(lines),
+            allow_retries=False,
+        )
+
+
+def _materialization_metadata(
+    conn: duckdb.DuckDBPyConnection, table: Table, relation: str
+) -> dict[str, Any]:
+    preview = conn.execute(f"select * from {relation} limit {PREVIEW_ROWS}")
+    columns = [column[0] for column in preview.description]
+    metadata: dict[str, Any] = {
+        "preview": dg.MetadataValue.md(markdown_table(columns, preview.fetchall()))
+    }
+    if table.metadata is not None:
+        metadata.update(table.metadata(conn, relation))
+    return metadata

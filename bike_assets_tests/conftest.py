@@ -1,0 +1,106 @@
+"""Shared test helpers: tiny hand-made exports, and running the jobs into a temporary DuckDB."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from bike_assets.definitions import build_definitions
+from bike_assets.settings import Settings
+
+HEADERS = {
+    "customers.csv": "customer_id,first_name,last_name,phone,email,street,city,state,zip_code",
+    "stores.csv": "store_id,store_name,phone,email,street,city,state,zip_code",
+    "orders.csv": "order_id,customer_id,order_status,order_date,required_date,shipped_date,"
+    "store_id,staff_id",
+    "order_items.csv": "order_id,item_id,product_id,quantity,list_price,discount",
+}
+
+# A tiny export whose every figure is computed by hand in the tests that use it.
+TINY_EXPORT = {
+    "customers.csv": [
+        '1,Debra,Burks,NULL,Debra.Burks@Yahoo.com ,"9273 Thorne Ave. ",Orchard Park,NY,14127',
+        '2,Daryl,Spence,(916) 381-6003,daryl.spence@aol.com,"988 Pearl Lane ",Uniondale,ny,11553',
+        "3,Zyx,Quenby,NULL,zyx@msn.com,1 Main St,Houston,TX,07001",
+    ],
+    "stores.csv": [
+        "1,Santa Cruz Bikes,(831) 476-4321,santacruz@bikes.shop,3700 Portola Drive,"
+        "Santa Cruz,CA,95060",
+        "2,Baldwin Bikes,(516) 379-8888,baldwin@bikes.shop,4200 Chestnut Lane,Baldwin,NY,11432",
+    ],
+    "orders.csv": [
+        "1,1,4,2024-01-01,2024-01-03,2024-01-02,1,2",
+        "2,1,4,2024-02-01,2024-02-03,2024-02-05,2,6",
+        "3,2,1,2024-03-01,2024-03-03,NULL,2,6",
+    ],
+    "order_items.csv": [
+        "1,1,10,1,0.15,0.10",  # 0.135 -> 0.14 once per order (0.135 + 0.135 = 0.27 exactly)
+        "1,2,11,1,0.15,0.10",
+        "2,1,12,2,100.00,0.05",  # 190.00
+        "3,1,13,1,599.99,0.20",  # 479.992 -> 479.99
+    ],
+}
+
+
+def write_export(folder: Path, files: dict[str, Sequence[str]]) -> Path:
+    """Write a BikeStores-format export (header + rows, LF) into folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in files.items():
+        (folder / name).write_text("\n".join([HEADERS[name], *rows]) + "\n", encoding="utf-8")
+    return folder
+
+
+@dataclass
+class Pipeline:
+    """The code location pointed at a temporary warehouse and export."""
+
+    settings: Settings
+
+    def run(self, job: str = "daily_refresh", as_of: str = "2024-12-31", **kwargs):
+        definitions = build_definitions(self.settings)
+        config = (
+            {"ops": {"customers_enriched": {"config": {"as_of_date": as_of}}}}
+            if job == "daily_refresh"
+            else {}
+        )
+        return definitions.resolve_job_def(job).execute_in_process(
+            run_config=config, raise_on_error=False, **kwargs
+        )
+
+    def with_raw_dir(self, raw_dir: Path) -> "Pipeline":
+        return Pipeline(replace(self.settings, raw_dir=str(raw_dir)))
+
+    def table(self, name: str) -> pd.DataFrame:
+        with duckdb.connect(self.settings.duckdb_path, read_only=True) as conn:
+            return conn.execute(f"select * from {name}").fetchdf()
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        with duckdb.connect(self.settings.duckdb_path, read_only=True) as conn:
+            names = conn.execute(
+                "select table_schema || '.' || table_name from information_schema.tables order by 1"
+            ).fetchall()
+            return {name: conn.execute(f"select * from {name}").fetchdf() for (name,) in names}
+
+
+@pytest.fixture
+def tiny_pipeline(tmp_path: Path) -> Pipeline:
+    raw_dir = write_export(tmp_path / "raw", TINY_EXPORT)
+    return Pipeline(
+        Settings(
+            duckdb_path=str(tmp_path / "warehouse.duckdb"),
+            raw_dir=str(raw_dir),
+            pii_key="test-key",
+            lock_timeout_seconds=2,
+        )
+    )
+
+
+def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    """Each check's evaluation in a run, by check name (asset/check)."""
+    return {
+        f"{e.asset_key.path[-1]}/{e.check_name}": e for e in result.get_asset_check_evaluations()
+    }
