@@ -8,10 +8,10 @@ export DAGSTER_HOME := $(CURDIR)/dagster_home
 
 setup: .venv/installed
 
-.venv/installed: pyproject.toml
+.venv/installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv .venv
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
 run: setup  ## materialize every asset, with its checks, on $BIKE_RAW_DIR (default data/raw)
