@@ -104,19 +104,27 @@ def warehouse_asset(
     )
     def _asset(context: dg.AssetExecutionContext) -> Iterator[Any]:
         building = [by_key[key] for key in context.selected_asset_keys]
+        # A table being built is read (by its checks) as its staged copy; others as published.
+        # Run with only checks selected (the audit job), nothing is built.
+        names = (
+            upstream
+            | {t.name: t.published for t in tables}
+            | {t.name: staged[t.name].staged for t in building}
+        )
         with context.resources.warehouse.connect() as conn:
-            if building:  # write: every table of the op, as staged copies
-                names = upstream | {t.name: staged[t.name].staged for t in tables}
-                for t in tables:
-                    conn.execute(f"create schema if not exists {t.schema}")
-                for table_name, select in build(context, conn).items():
+            if building:
+                selects = build(context, conn)
+                for table in building:
+                    conn.execute(f"create schema if not exists {table.schema}")
                     conn.execute(
-                        f"create or replace table {names[table_name]} as {select.format(**names)}"
+                        f"create or replace table {names[table.name]} as "
+                        f"{selects[table.name].format(**names)}"
                     )
-            else:  # audit only: the published tables
-                names = upstream | {t.name: t.published for t in tables}
             results = list(_audit(conn, context, tables, names))
             yield from results
+            if _errors(results):  # nothing will be published: leave no staged copy behind
+                for table in building:
+                    conn.execute(f"drop table if exists {names[table.name]}")
             _fail_on_errors(results, published_unchanged=bool(building))
             for table in building:  # publish: the IO manager swaps each table in
                 yield dg.Output(
@@ -141,8 +149,12 @@ def _audit(
                 yield check.run(conn, table.key, {**names, "this": names[table.name]})
 
 
+def _errors(results: Sequence[dg.AssetCheckResult]) -> list[dg.AssetCheckResult]:
+    return [r for r in results if not r.passed and r.severity == ERROR]
+
+
 def _fail_on_errors(results: Sequence[dg.AssetCheckResult], published_unchanged: bool) -> None:
-    failed = [r for r in results if not r.passed and r.severity == ERROR]
+    failed = _errors(results)
     if failed:
         lines = [
             f"- {r.asset_key.to_user_string()} / {r.check_name}: "

@@ -104,3 +104,23 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckE
     return {
         f"{e.asset_key.path[-1]}/{e.check_name}": e for e in result.get_asset_check_evaluations()
     }
+
+
+def query(pipeline: Pipeline, sql: str) -> list[dict[str, object]]:
+    """Rows of a query on the pipeline's warehouse, with DuckDB's Python values (Decimal, date)."""
+    with duckdb.connect(pipeline.settings.duckdb_path, read_only=True) as conn:
+        cursor = conn.execute(sql)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def sample_rows(metadata: dict[str, dg.MetadataValue]) -> list[dict[str, str]]:
+    """The rows of a check's `sample` markdown table, as column -> cell text (a null is '')."""
+    lines = metadata["sample"].value.splitlines()
+    if len(lines) < 2:  # "none": no failing row
+        return []
+    columns = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    return [
+        dict(zip(columns, (cell.strip() for cell in line.strip("|").split("|")), strict=True))
+        for line in lines[2:]
+    ]
