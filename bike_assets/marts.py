@@ -4,6 +4,7 @@ import dagster as dg
 import duckdb
 
 from bike_assets import checks, rules
+from bike_assets.charts import customers_enriched_charts, region_segment_summary_charts
 from bike_assets.intermediate import ORDERS_ENRICHED
 from bike_assets.publish import Column, Table, warehouse_asset
 from bike_assets.staging import STG_CUSTOMERS
@@ -46,6 +47,7 @@ CUSTOMERS_ENRICHED = Table(
         checks.money_adds_up(),
         checks.dates_in_order(),
     ),
+    metadata=customers_enriched_charts,
 )
 
 REGION_SEGMENT_SUMMARY = Table(
@@ -68,6 +70,7 @@ REGION_SEGMENT_SUMMARY = Table(
         checks.summary_customers_add_up(),
         checks.not_negative("avg_ltv"),
     ),
+    metadata=region_segment_summary_charts,
 )
 
 AS_OF_CONFIG = {
@@ -82,7 +85,9 @@ AS_OF_CONFIG = {
 def _customers_enriched(
     context: dg.AssetExecutionContext, conn: duckdb.DuckDBPyConnection
 ) -> dict[str, str]:
-    as_of = context.resources.calendar.as_of(context.op_config.get("as_of_date"))
+    as_of = context.resources.calendar.as_of(
+        context.op_execution_context.op_config.get("as_of_date")
+    )
     context.log.info(f"customers_enriched as of {as_of}")
     as_of_sql = f"date '{as_of.isoformat()}'"
     return {
