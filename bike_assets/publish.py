@@ -7,7 +7,7 @@ Run with only checks selected (the audit job), the same checks read the publishe
 """
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dagster as dg
@@ -126,12 +126,18 @@ def warehouse_asset(
                 for table in building:
                     conn.execute(f"drop table if exists {names[table.name]}")
             _fail_on_errors(results, published_unchanged=bool(building))
-            for table in building:  # publish: the IO manager swaps each table in
-                yield dg.Output(
-                    staged[table.name],
+            # Publish: the IO manager swaps the op's tables in together, in one transaction,
+            # with the first output; so every output's metadata is read before the first yield.
+            batch = tuple(staged[t.name] for t in building)
+            outputs = [
+                dg.Output(
+                    replace(staged[table.name], batch=batch),
                     output_name=table.name,
                     metadata=_materialization_metadata(conn, table, names[table.name]),
                 )
+                for table in building
+            ]
+        yield from outputs
 
     return _asset
 

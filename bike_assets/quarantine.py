@@ -4,7 +4,16 @@ from collections.abc import Mapping
 
 import duckdb
 
-from bike_assets.raw import CUSTOMERS, EXPORT, ORDER_ITEMS, ORDERS, STORES, RawExportError, RawFile
+from bike_assets.raw import (
+    CUSTOMERS,
+    EXPORT,
+    ORDER_ITEMS,
+    ORDERS,
+    STORES,
+    RawExportError,
+    RawFile,
+    value_text,
+)
 
 
 def _key_text(spec: RawFile, alias: str = "") -> str:
@@ -74,10 +83,13 @@ def _has_repeated_keys(conn: duckdb.DuckDBPyConnection, spec: RawFile) -> bool:
 
 
 def _orphans(spec: RawFile, column: str, parent: RawFile) -> str:
+    """Rows whose `column` is no clean row of `parent`: it is missing there, or quarantined."""
+    in_parent = f"exists (select 1 from {parent.table} q where q.{column} = r.{column})"
     return _fault(
         spec,
         column,
-        f"'{column} ' || r.{column} || ' does not exist in {parent.name} (or was quarantined)'",
+        f"'{column} ' || r.{column} || if({in_parent}, ' is quarantined in {parent.name}', "
+        f"' does not exist in {parent.name}')",
         f"{spec.table} r anti join clean_{parent.table} p using ({column})",
     )
 
@@ -103,15 +115,16 @@ def quarantine(conn: duckdb.DuckDBPyConnection) -> None:
 
     _conflicting_duplicates(conn, ORDER_ITEMS)
     for column, bad_when, expected in (
-        ("discount", "r.discount < 0 or r.discount >= 1", "between 0 and 1 (1 excluded)"),
+        ("discount", "r.discount < 0 or r.discount >= 1", "in [0, 1)"),
         ("list_price", "r.list_price < 0", "not negative"),
         ("quantity", "r.quantity < 0", "not negative"),
     ):
+        value = value_text(f"r.{column}", ORDER_ITEMS.columns[column])
         conn.execute(
             _fault(
                 ORDER_ITEMS,
                 column,
-                f"'{column} ' || r.{column} || ' should be {expected}'",
+                f"'{column} ' || {value} || ' should be {expected}'",
                 f"{ORDER_ITEMS.table} r where {bad_when}",
             )
         )

@@ -17,11 +17,13 @@ class WarehouseLockedError(RuntimeError):
 
 
 def _process_command(pid: str) -> str:
+    """The command line of a local process (Linux /proc), shortened; empty when unknown."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return ""
-    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+    command = " ".join(raw.replace(b"\0", b" ").decode(errors="replace").split())
+    return command if len(command) <= 200 else command[:197] + "..."
 
 
 def _lock_message(path: str, error: duckdb.IOException, waited: float) -> str:
@@ -32,9 +34,10 @@ def _lock_message(path: str, error: duckdb.IOException, waited: float) -> str:
         command = _process_command(holder["pid"]) or holder["program"]
         who = f"process {holder['pid']} ({command})"
     return (
-        f"The warehouse {path} is locked by {who}; waited {waited:.0f} s. DuckDB allows one "
-        "writer per file: close that process's connection (for example quit the DuckDB shell, "
-        "or open the file with read_only=True while no run is writing), then run again."
+        f"The warehouse {path} is locked by {who}; waited {waited:.0f} s "
+        "(BIKE_LOCK_TIMEOUT_SECONDS). A run needs the file to itself, and any open connection "
+        "blocks it, read-only ones too: close that process's connection (quit the DuckDB shell "
+        "or the notebook), then run again."
     )
 
 
@@ -79,6 +82,9 @@ class StagedTable:
 
     schema: str
     table: str
+    # The staged tables built together with this one (it included), published all at once by
+    # whichever is published first; empty: this table alone.
+    batch: tuple["StagedTable", ...] = ()
 
     @property
     def published(self) -> str:
@@ -89,11 +95,18 @@ class StagedTable:
         return f"{self.schema}.__staged_{self.table}"
 
     def publish(self, conn: duckdb.DuckDBPyConnection) -> None:
-        """Replace the published table by the staged one in a single transaction."""
+        """Replace the published table(s) by the staged one(s) in a single transaction.
+
+        With a batch, every table of the batch that still has a staged copy is swapped in, so
+        the batch's first publish publishes them all and the others have nothing left to do.
+        """
         conn.execute("begin transaction")
         try:
-            conn.execute(f"drop table if exists {self.published}")
-            conn.execute(f"alter table {self.staged} rename to {self.table}")
+            for table in self.batch or (self,):
+                if self.batch and not table_exists(conn, table.schema, f"__staged_{table.table}"):
+                    continue
+                conn.execute(f"drop table if exists {table.published}")
+                conn.execute(f"alter table {table.staged} rename to {table.table}")
             conn.execute("commit")
         except BaseException:
             conn.execute("rollback")

@@ -124,3 +124,30 @@ def sample_rows(metadata: dict[str, dg.MetadataValue]) -> list[dict[str, str]]:
         dict(zip(columns, (cell.strip() for cell in line.strip("|").split("|")), strict=True))
         for line in lines[2:]
     ]
+
+
+def published_tables(pipeline: Pipeline) -> dict[str, pd.DataFrame]:
+    """Every published table, its rows in a fixed order (order by all columns).
+
+    The staged copies that a failed run may leave behind (schema.__staged_*) are not published.
+    """
+    with duckdb.connect(pipeline.settings.duckdb_path, read_only=True) as conn:
+        names = conn.execute(
+            "select table_schema || '.' || table_name from information_schema.tables "
+            "where not starts_with(table_name, '__staged_') order by 1"
+        ).fetchall()
+        return {
+            name: conn.execute(f"select * from {name} order by all").fetchdf() for (name,) in names
+        }
+
+
+def staged_tables(pipeline: Pipeline) -> list[str]:
+    """The staged copies (schema.__staged_*) in the warehouse: left behind by a failed run."""
+    return sorted(name for name in pipeline.tables() if ".__staged_" in name)
+
+
+def assert_tables_equal(actual: dict[str, pd.DataFrame], expected: dict[str, pd.DataFrame]) -> None:
+    """The same tables, with the same columns, types and rows."""
+    assert sorted(actual) == sorted(expected)
+    for name, frame in expected.items():
+        pd.testing.assert_frame_equal(actual[name], frame, obj=name)
