@@ -120,6 +120,7 @@ def warehouse_asset(
                         f"create or replace table {names[table.name]} as "
                         f"{selects[table.name].format(**names)}"
                     )
+                _drop_temporary(conn)
             results = list(_audit(conn, context, tables, names))
             yield from results
             if _errors(results):  # nothing will be published: leave no staged copy behind
@@ -140,6 +141,16 @@ def warehouse_asset(
         yield from outputs
 
     return _asset
+
+
+def _drop_temporary(conn: duckdb.DuckDBPyConnection) -> None:
+    """Drop what the build left in temp: DuckDB holds it in memory, or spills it to disk."""
+    found = conn.execute(
+        "select 'view', view_name from duckdb_views() where temporary and not internal "
+        "union all select 'table', table_name from duckdb_tables() where temporary"
+    ).fetchall()
+    for kind, name in found:
+        conn.execute(f"drop {kind} temp.main.{name}")
 
 
 def _audit(

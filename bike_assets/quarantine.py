@@ -31,10 +31,18 @@ def _fault(spec: RawFile, column: str, reason_sql: str, source: str) -> str:
     )
 
 
-def _conflicting_duplicates(conn: duckdb.DuckDBPyConnection, spec: RawFile) -> None:
-    """Rows whose key repeats with different content: all of them are quarantined."""
+def _conflicting_duplicates(conn: duckdb.DuckDBPyConnection, spec: RawFile) -> bool:
+    """Rows whose key repeats with different content: all of them are quarantined.
+
+    Returns whether any key repeats at all (one GROUP BY of the file, done once).
+    """
     key = ", ".join(spec.key)
     content = ", ".join(spec.columns)
+    (repeats,) = conn.execute(
+        f"select count(*) > 0 from (select 1 from {spec.table} group by {key} having count(*) > 1)"
+    ).fetchone()
+    if not repeats:
+        return False
     conn.execute(
         f"""
         create or replace temp table conflicting as
@@ -53,11 +61,19 @@ def _conflicting_duplicates(conn: duckdb.DuckDBPyConnection, spec: RawFile) -> N
             f"{spec.table} r semi join conflicting using ({key})",
         )
     )
+    return True
 
 
-def _clean(conn: duckdb.DuckDBPyConnection, spec: RawFile) -> None:
-    """clean_<file>: the rows not quarantined, a row repeated identically kept once."""
+def _clean(conn: duckdb.DuckDBPyConnection, spec: RawFile, repeats: bool) -> None:
+    """clean_<file>: the rows not quarantined, a row repeated identically kept once.
+
+    A file with no repeated key and no quarantined row is clean as read: a view, not a copy.
+    """
     key = ", ".join(spec.key)
+    (faulty,) = conn.execute("select count(*) from faults where file = ?", [spec.name]).fetchone()
+    if not repeats and not faulty:
+        conn.execute(f"create or replace temp view clean_{spec.table} as from {spec.table}")
+        return
     conn.execute(
         f"""
         create or replace temp table clean_{spec.table} as
@@ -65,7 +81,7 @@ def _clean(conn: duckdb.DuckDBPyConnection, spec: RawFile) -> None:
         anti join (select line from faults where file = '{spec.name}') using (line)
         order by {key}, line
         """
-        if _has_repeated_keys(conn, spec)
+        if repeats
         else f"""
         create or replace temp table clean_{spec.table} as
         select * from {spec.table}
@@ -74,23 +90,28 @@ def _clean(conn: duckdb.DuckDBPyConnection, spec: RawFile) -> None:
     )
 
 
-def _has_repeated_keys(conn: duckdb.DuckDBPyConnection, spec: RawFile) -> bool:
-    key = ", ".join(spec.key)
-    (repeated,) = conn.execute(
-        f"select count(*) > 0 from (select 1 from {spec.table} group by {key} having count(*) > 1)"
-    ).fetchone()
-    return bool(repeated)
+def _orphans(conn: duckdb.DuckDBPyConnection, spec: RawFile, column: str, parent: RawFile) -> None:
+    """Rows whose `column` is no clean row of `parent`: it is missing there, or quarantined.
 
-
-def _orphans(spec: RawFile, column: str, parent: RawFile) -> str:
-    """Rows whose `column` is no clean row of `parent`: it is missing there, or quarantined."""
+    The orphans are found on their own first: DuckDB spills one hash join to disk within its
+    memory limit, but two in one query (anti join, then `exists`) can run out of memory.
+    """
+    conn.execute(
+        f"create or replace temp table orphans as "
+        f"select r.* from {spec.table} r anti join clean_{parent.table} p using ({column})"
+    )
+    (found,) = conn.execute("select count(*) from orphans").fetchone()
+    if not found:
+        return
     in_parent = f"exists (select 1 from {parent.table} q where q.{column} = r.{column})"
-    return _fault(
-        spec,
-        column,
-        f"'{column} ' || r.{column} || if({in_parent}, ' is quarantined in {parent.name}', "
-        f"' does not exist in {parent.name}')",
-        f"{spec.table} r anti join clean_{parent.table} p using ({column})",
+    conn.execute(
+        _fault(
+            spec,
+            column,
+            f"'{column} ' || r.{column} || if({in_parent}, ' is quarantined in {parent.name}', "
+            f"' does not exist in {parent.name}')",
+            "orphans r",
+        )
     )
 
 
@@ -105,15 +126,14 @@ def quarantine(conn: duckdb.DuckDBPyConnection) -> None:
         "(file varchar, line bigint, key varchar, column_name varchar, reason varchar)"
     )
     for spec in (CUSTOMERS, STORES):
-        _conflicting_duplicates(conn, spec)
-        _clean(conn, spec)
+        _clean(conn, spec, _conflicting_duplicates(conn, spec))
 
-    _conflicting_duplicates(conn, ORDERS)
-    conn.execute(_orphans(ORDERS, "customer_id", CUSTOMERS))
-    conn.execute(_orphans(ORDERS, "store_id", STORES))
-    _clean(conn, ORDERS)
+    repeats = _conflicting_duplicates(conn, ORDERS)
+    _orphans(conn, ORDERS, "customer_id", CUSTOMERS)
+    _orphans(conn, ORDERS, "store_id", STORES)
+    _clean(conn, ORDERS, repeats)
 
-    _conflicting_duplicates(conn, ORDER_ITEMS)
+    repeats = _conflicting_duplicates(conn, ORDER_ITEMS)
     for column, bad_when, expected in (
         ("discount", "r.discount < 0 or r.discount >= 1", "in [0, 1)"),
         ("list_price", "r.list_price < 0", "not negative"),
@@ -128,8 +148,8 @@ def quarantine(conn: duckdb.DuckDBPyConnection) -> None:
                 f"{ORDER_ITEMS.table} r where {bad_when}",
             )
         )
-    conn.execute(_orphans(ORDER_ITEMS, "order_id", ORDERS))
-    _clean(conn, ORDER_ITEMS)
+    _orphans(conn, ORDER_ITEMS, "order_id", ORDERS)
+    _clean(conn, ORDER_ITEMS, repeats)
 
     conn.execute(
         """

@@ -134,24 +134,28 @@ def read(conn: duckdb.DuckDBPyConnection, raw_dir: Path, spec: RawFile) -> int:
         name if kind == "VARCHAR" else f"try_cast({name} as {kind}) as {name}"
         for name, kind in spec.columns.items()
     )
+    records = f"{spec.table}_records"
     _read_text(
-        conn,
-        path,
-        header,
-        spec,
-        spec.table,
-        f"__record + 1 as line, {typed}, __record, {_misformatted(spec)} as __misformatted",
+        conn, path, header, spec, records, f"{typed}, {_misformatted(spec)} as __misformatted"
     )
-    (rows,) = conn.execute(f"select count(*) from {spec.table}").fetchone()
+    (rows,) = conn.execute(f"select count(*) from {records}").fetchone()
     if rows == 0:
         raise RawExportError(f"{path}: file has a header but no rows; expected at least one row")
-    _fix_lines(conn, path, spec.table, rows)
-    (misformatted,) = conn.execute(f"select bool_or(__misformatted) from {spec.table}").fetchone()
+    numbered = _numbered(conn, path, records, rows)
+    conn.execute(
+        f"create or replace temp view {spec.table} as "
+        f"select line, * exclude (line, __record, __misformatted) from {numbered}"
+    )
+    (misformatted,) = conn.execute(f"select bool_or(__misformatted) from {records}").fetchone()
     if misformatted:
         _read_text(conn, path, header, spec, "raw_text", "*")
-        _fail_on_formats(conn, path, spec, f"raw_text join {spec.table} using (__record)")
-    conn.execute(f"alter table {spec.table} drop column __record")
-    conn.execute(f"alter table {spec.table} drop column __misformatted")
+        _fail_on_formats(
+            conn,
+            path,
+            spec,
+            "(select rowid + 1 as __record, * from raw_text) raw_text "
+            f"join (select __record, line from {numbered}) using (__record)",
+        )
     _check_values(conn, path, spec)
     return rows
 
@@ -164,19 +168,21 @@ def _read_text(
     table: str,
     select: str,
 ) -> None:
-    """Create the temp table as `select` over the file's records, every column read as text
-    and numbered by `__record`; fail on a record DuckDB cannot split into fields or decode."""
+    """Create the temp table as `select` over the file's records, every column read as text;
+    fail on a record DuckDB cannot split into fields or decode.
+
+    The table keeps the file's order (DuckDB preserves insertion order): record n has rowid
+    n - 1. Numbering records in the query instead (row_number) would read on one thread.
+    """
     conn.execute("drop table if exists raw_rejects; drop table if exists raw_reject_scans")
     try:
         conn.execute(
             f"""
-            create or replace temp table {table} as select {select} from (
-                select row_number() over () as __record, *
-                from read_csv(?, header = true, auto_detect = false, delim = ',', quote = '"',
-                              escape = '"', columns = ?, nullstr = ['NULL', ''],
-                              encoding = 'utf-8', store_rejects = true,
-                              rejects_table = 'raw_rejects', rejects_scan = 'raw_reject_scans')
-            )
+            create or replace temp table {table} as select {select}
+            from read_csv(?, header = true, auto_detect = false, delim = ',', quote = '"',
+                          escape = '"', columns = ?, nullstr = ['NULL', ''], encoding = 'utf-8',
+                          store_rejects = true, rejects_table = 'raw_rejects',
+                          rejects_scan = 'raw_reject_scans')
             """,
             [str(path), dict.fromkeys(_read_names(header, spec), "VARCHAR")],
         )
@@ -288,23 +294,24 @@ def _lines_at(path: Path, positions: list[int]) -> list[int]:
     return [data.count(b"\n", 0, max(position - 1, 0)) + 1 for position in positions]
 
 
-def _fix_lines(conn: duckdb.DuckDBPyConnection, path: Path, table: str, rows: int) -> None:
-    """Give each record of the table (numbered by `__record`) the physical line it starts on."""
+def _numbered(conn: duckdb.DuckDBPyConnection, path: Path, table: str, rows: int) -> str:
+    """A FROM clause: the table's records with their number `__record` (from 1, in file order)
+    and the physical `line` each starts on."""
+    records = f"(select rowid + 1 as __record, * from {table})"
     starts = _record_lines(path, rows)
     if starts is None:
-        return
+        return f"(select __record + 1 as line, * from {records})"
     if len(starts) != rows:
         raise RawExportError(
             f"{path}: {rows} rows read but {len(starts)} records found line by line; "
             "expected a CSV export with quotes written as in RFC 4180"
         )
     conn.execute(
-        f"create or replace temp table {table} as "
-        f"select l.line, t.* exclude (line) from {table} t "
-        "join (select unnest(range(1, ? + 1)) as __record, unnest(?::bigint[]) as line) l "
-        "using (__record)",
+        f"create or replace temp table {table}_lines as "
+        "select unnest(range(1, ? + 1)) as __record, unnest(?::bigint[]) as line",
         [rows, starts],
     )
+    return f"(select * from {records} join {table}_lines using (__record))"
 
 
 def _record_lines(path: Path, rows: int) -> list[int] | None:
