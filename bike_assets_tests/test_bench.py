@@ -134,6 +134,7 @@ def test_the_report_says_which_side_failed() -> None:
     }
     report = _format(rows, 2_000_000, job, measures, {}, repeat=1)
     assert "  staging                        0.50 s         - s" in report
-    assert "peak memory (RSS)              0.50 GB     1.00 GB    2.00" in report  # 2**30 / 2**29
+    assert "wall (whole process)             3.00 s     12.40 s     4.13" in report  # 12.4 / 3
+    assert "peak memory (RSS)                0.50 GB     1.00 GB    2.00" in report  # 2**30 / 2**29
     assert "the dagster side FAILED after 12 s: boom" in report
     assert "same four tables" not in report
