@@ -348,12 +348,13 @@ def _format(
         f"{'':<26}{'plain DuckDB':>14}{'Dagster':>12}{'ratio':>8}",
     ]
 
+    failed = [side for side, measure in measures.items() if measure.error]
+
     def row(label: str, first: float | None, second: float | None, unit: str) -> None:
         cells = [f"{'-' if v is None else f'{v:.2f}'} {unit:<2}" for v in (first, second)]
-        ratio = f"{second / first:.2f}" if first and second is not None else ""
-        lines.append(f"{label:<26}{cells[0]:>14}{cells[1]:>12}{ratio:>8}")
+        ratio = f"{second / first:.2f}" if first and second is not None and not failed else ""
+        lines.append(f"{label:<26}{cells[0]:>14}{cells[1]:>12}{ratio:>8}".rstrip())
 
-    failed = [side for side, measure in measures.items() if measure.error]
     for step in MODELS.values():
         row(f"  {step}", base.steps.get(step), dag.steps.get(step), "s")
     if not failed:
