@@ -46,6 +46,19 @@ TINY_EXPORT = {
 }
 
 
+# Every table a run publishes, typed by hand from the spec (schema.table, sorted).
+PUBLISHED_TABLES = [
+    "intermediate.orders_enriched",
+    "marts.customers_enriched",
+    "marts.region_segment_summary",
+    "staging.rejected_rows",
+    "staging.stg_customers",
+    "staging.stg_order_items",
+    "staging.stg_orders",
+    "staging.stg_stores",
+]
+
+
 def write_export(folder: Path, files: dict[str, Sequence[str]]) -> Path:
     """Write a BikeStores-format export (header + rows, LF) into folder."""
     folder.mkdir(parents=True, exist_ok=True)

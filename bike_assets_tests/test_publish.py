@@ -20,6 +20,7 @@ from bike_assets.publish import Column, warehouse_asset
 from bike_assets.resources import WarehouseIOManager
 from bike_assets.staging import STG_CUSTOMERS
 from bike_assets_tests.conftest import (
+    PUBLISHED_TABLES,
     TINY_EXPORT,
     Pipeline,
     check_results,
@@ -114,16 +115,7 @@ def test_staged_copies_are_gone_after_success_and_published_tables_answer_after_
 ):
     assert tiny_pipeline.run().success
     assert staged_tables(tiny_pipeline) == []
-    assert sorted(tiny_pipeline.tables()) == [
-        "intermediate.orders_enriched",
-        "marts.customers_enriched",
-        "marts.region_segment_summary",
-        "staging.rejected_rows",
-        "staging.stg_customers",
-        "staging.stg_order_items",
-        "staging.stg_orders",
-        "staging.stg_stores",
-    ]
+    assert sorted(tiny_pipeline.tables()) == PUBLISHED_TABLES
 
     new_export = tiny_pipeline.with_raw_dir(write_export(tmp_path / "new", NEW_EXPORT))
     with monkeypatch.context() as patch:
