@@ -13,7 +13,8 @@ from pathlib import Path
 
 import duckdb
 
-REFERENCE_DIR = Path(__file__).parent / "reference"
+from bike_assets.rules import REFERENCE_DIR
+
 BENCH_PII_KEY = "bench-key"
 # Each model of the baseline, with the Dagster step that builds it.
 MODELS = {
