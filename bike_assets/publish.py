@@ -70,7 +70,21 @@ class Table:
         )
 
 
-Build = Callable[[dg.AssetExecutionContext, duckdb.DuckDBPyConnection], Mapping[str, str]]
+@dataclass(frozen=True)
+class Scratch:
+    """A table that build() wrote itself in the warehouse, in the table's schema, named
+    __scratch_*: it becomes the staged copy by a rename (no copy of its rows).
+
+    `audited`: results of the table's checks that build already ran on it and that passed.
+    They are reported as they are, not run again: build may only have removed rows since, and
+    these checks (keys unique, references known) cannot start failing by losing rows.
+    """
+
+    relation: str  # schema.__scratch_name
+    audited: tuple[dg.AssetCheckResult, ...] = ()
+
+
+Build = Callable[[dg.AssetExecutionContext, duckdb.DuckDBPyConnection], Mapping[str, str | Scratch]]
 
 
 def warehouse_asset(
@@ -85,8 +99,9 @@ def warehouse_asset(
 ) -> dg.AssetsDefinition:
     """An asset (one op) that builds `tables` with write-audit-publish.
 
-    `build(context, conn)` prepares what it needs and returns each table's SELECT, in which
-    `{name}` stands for any table of `reads` or of `tables` (their staged copies).
+    `build(context, conn)` prepares what it needs and returns, for each table, its SELECT (in
+    which `{name}` stands for any table of `reads` or of `tables`, their staged copies) or the
+    Scratch table it built. What build leaves in temp or in __scratch_* tables is dropped.
     """
     by_key = {table.key: table for table in tables}
     upstream = {t.name: t.published for t in reads if isinstance(t, Table)}
@@ -112,16 +127,14 @@ def warehouse_asset(
             | {t.name: staged[t.name].staged for t in building}
         )
         with context.resources.warehouse.connect() as conn:
+            audited: dict[dg.AssetCheckKey, dg.AssetCheckResult] = {}
             if building:
-                selects = build(context, conn)
-                for table in building:
-                    conn.execute(f"create schema if not exists {table.schema}")
-                    conn.execute(
-                        f"create or replace table {names[table.name]} as "
-                        f"{selects[table.name].format(**names)}"
-                    )
-                _drop_temporary(conn)
-            results = list(_audit(conn, context, tables, names))
+                _drop_scratch(conn)  # left by a run that was killed
+                try:
+                    audited = _stage(conn, building, build(context, conn), names)
+                finally:
+                    _drop_scratch(conn)
+            results = list(_audit(conn, context, tables, names, audited))
             yield from results
             if _errors(results):  # nothing will be published: leave no staged copy behind
                 for table in building:
@@ -143,14 +156,43 @@ def warehouse_asset(
     return _asset
 
 
-def _drop_temporary(conn: duckdb.DuckDBPyConnection) -> None:
-    """Drop what the build left in temp: DuckDB holds it in memory, or spills it to disk."""
+def _stage(
+    conn: duckdb.DuckDBPyConnection,
+    building: Sequence[Table],
+    sources: Mapping[str, str | Scratch],
+    names: Mapping[str, str],
+) -> dict[dg.AssetCheckKey, dg.AssetCheckResult]:
+    """Write each table's staged copy: its SELECT's result, or its Scratch table renamed.
+
+    Returns the check results that came with the Scratch tables.
+    """
+    audited = {}
+    for table in building:
+        source, staged = sources[table.name], names[table.name]
+        conn.execute(f"create schema if not exists {table.schema}")
+        if isinstance(source, Scratch):
+            conn.execute(f"drop table if exists {staged}")
+            conn.execute(f"alter table {source.relation} rename to {staged.split('.')[-1]}")
+            audited |= {dg.AssetCheckKey(r.asset_key, r.check_name): r for r in source.audited}
+        else:
+            conn.execute(f"create or replace table {staged} as {source.format(**names)}")
+    return audited
+
+
+def _drop_scratch(conn: duckdb.DuckDBPyConnection) -> None:
+    """Drop what a build leaves: temp tables and views (DuckDB holds them in memory, or spills
+    them to disk) and the warehouse's __scratch_* tables."""
     found = conn.execute(
-        "select 'view', view_name from duckdb_views() where temporary and not internal "
-        "union all select 'table', table_name from duckdb_tables() where temporary"
+        r"""
+        select 'view', 'temp.main.' || view_name from duckdb_views()
+        where temporary and not internal
+        union all select 'table', 'temp.main.' || table_name from duckdb_tables() where temporary
+        union all select 'table', schema_name || '.' || table_name from duckdb_tables()
+        where not temporary and starts_with(table_name, '__scratch_')
+        """
     ).fetchall()
     for kind, name in found:
-        conn.execute(f"drop {kind} temp.main.{name}")
+        conn.execute(f"drop {kind} {name}")
 
 
 def _audit(
@@ -158,11 +200,16 @@ def _audit(
     context: dg.AssetExecutionContext,
     tables: Sequence[Table],
     names: Mapping[str, str],
+    audited: Mapping[dg.AssetCheckKey, dg.AssetCheckResult],
 ) -> Iterator[dg.AssetCheckResult]:
+    """Each selected check's result: run on the table, or as build already audited it."""
     selected = context.selected_asset_check_keys
     for table in tables:
         for check in table.all_checks:
-            if dg.AssetCheckKey(table.key, check.name) in selected:
+            key = dg.AssetCheckKey(table.key, check.name)
+            if key in audited and key in selected:
+                yield audited[key]
+            elif key in selected:
                 yield check.run(conn, table.key, {**names, "this": names[table.name]})
 
 

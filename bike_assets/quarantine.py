@@ -1,9 +1,11 @@
 """Row faults of the export: which rows are quarantined (never silently dropped), and why."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import duckdb
 
+from bike_assets import checks
 from bike_assets.raw import (
     CUSTOMERS,
     EXPORT,
@@ -12,8 +14,21 @@ from bike_assets.raw import (
     STORES,
     RawExportError,
     RawFile,
+    record_lines,
     value_text,
 )
+
+# Each row of a scratch table with its record number in the file (from 1).
+_RECORDS = "(select rowid + 1 as record, * from {table})"
+
+# Runs a check of the file's staged table on its scratch table (the other staged tables read
+# as their scratch tables) and says whether it passed; the failing rows are left in __failing.
+Audit = Callable[[RawFile, checks.Check], bool]
+
+
+def staged_name(spec: RawFile) -> str:
+    """The staged table a file becomes (orders.csv: stg_orders)."""
+    return f"stg_{Path(spec.name).stem}"
 
 
 def _key_text(spec: RawFile, alias: str = "") -> str:
@@ -24,86 +39,88 @@ def _key_text(spec: RawFile, alias: str = "") -> str:
 
 
 def _fault(spec: RawFile, column: str, reason_sql: str, source: str) -> str:
-    """SQL inserting into `faults` every row of `source` (aliased r) with its reason."""
+    """SQL inserting into `faults` every row of `source` (aliased r, with `record`) and why."""
     return (
-        f"insert into faults select '{spec.name}', r.line, {_key_text(spec, 'r')}, "
+        f"insert into faults select '{spec.name}', r.record, {_key_text(spec, 'r')}, "
         f"'{column}', {reason_sql} from {source}"
     )
 
 
-def _conflicting_duplicates(conn: duckdb.DuckDBPyConnection, spec: RawFile) -> bool:
+def _conflicting_duplicates(conn: duckdb.DuckDBPyConnection, spec: RawFile, audit: Audit) -> bool:
     """Rows whose key repeats with different content: all of them are quarantined.
 
-    Returns whether any key repeats at all (one GROUP BY of the file, done once).
+    Returns whether any key repeats at all; the keys that do are kept in repeated_<file>.
+    The staged table's primary key check tells, in the one GROUP BY of the file needed.
     """
+    if audit(spec, checks.primary_key(*spec.key)):
+        return False
     key = ", ".join(spec.key)
     content = ", ".join(spec.columns)
-    (repeats,) = conn.execute(
-        f"select count(*) > 0 from (select 1 from {spec.table} group by {key} having count(*) > 1)"
-    ).fetchone()
-    if not repeats:
-        return False
+    repeated = f"repeated_{Path(spec.name).stem}"
+    conn.execute(f"create or replace temp table {repeated} as select {key} from __failing")
     conn.execute(
         f"""
         create or replace temp table conflicting as
         select {key} from (
-            select distinct {content} from {spec.table}
-            semi join (select {key} from {spec.table} group by {key} having count(*) > 1)
-            using ({key})
+            select distinct {content} from {spec.table} semi join {repeated} using ({key})
         ) group by {key} having count(*) > 1
         """
     )
     conn.execute(
         _fault(
             spec,
-            ", ".join(spec.key),
+            key,
             "'duplicate key with conflicting content'",
-            f"{spec.table} r semi join conflicting using ({key})",
+            f"{_RECORDS.format(table=spec.table)} r semi join conflicting using ({key})",
         )
     )
     return True
 
 
 def _clean(conn: duckdb.DuckDBPyConnection, spec: RawFile, repeats: bool) -> None:
-    """clean_<file>: the rows not quarantined, a row repeated identically kept once.
-
-    A file with no repeated key and no quarantined row is clean as read: a view, not a copy.
-    """
+    """Delete the quarantined rows from the scratch table, and keep a row repeated identically
+    once (its first line). The keys quarantined are kept in quarantined_<file>, for the
+    reasons given to the rows of other files that refer to them."""
     key = ", ".join(spec.key)
-    (faulty,) = conn.execute("select count(*) from faults where file = ?", [spec.name]).fetchone()
-    if not repeats and not faulty:
-        conn.execute(f"create or replace temp view clean_{spec.table} as from {spec.table}")
+    faulty = f"(select record - 1 from faults where file = '{spec.name}')"
+    conn.execute(
+        f"create or replace temp table quarantined_{Path(spec.name).stem} as "
+        f"select distinct {key} from {spec.table} where rowid in {faulty}"
+    )
+    conn.execute(f"delete from {spec.table} where rowid in {faulty}")
+    if repeats:
+        conn.execute(
+            f"""
+            delete from {spec.table} where rowid in (
+                select rowid from {spec.table}
+                semi join repeated_{Path(spec.name).stem} using ({key})
+                qualify row_number() over (partition by {key} order by rowid) > 1
+            )
+            """
+        )
+
+
+def _orphans(
+    conn: duckdb.DuckDBPyConnection, spec: RawFile, column: str, parent: RawFile, audit: Audit
+) -> None:
+    """Rows whose `column` is in no clean row of `parent`: it is missing there, or quarantined.
+
+    The staged table's reference check tells whether there are any. The orphans are then found
+    on their own first: DuckDB spills one hash join to disk within its memory limit, but two
+    in one query can run out of memory.
+    """
+    if audit(spec, checks.references(column, staged_name(parent))):
         return
     conn.execute(
-        f"""
-        create or replace temp table clean_{spec.table} as
-        select distinct on ({key}) * from {spec.table}
-        anti join (select line from faults where file = '{spec.name}') using (line)
-        order by {key}, line
-        """
-        if repeats
-        else f"""
-        create or replace temp table clean_{spec.table} as
-        select * from {spec.table}
-        anti join (select line from faults where file = '{spec.name}') using (line)
-        """
-    )
-
-
-def _orphans(conn: duckdb.DuckDBPyConnection, spec: RawFile, column: str, parent: RawFile) -> None:
-    """Rows whose `column` is no clean row of `parent`: it is missing there, or quarantined.
-
-    The orphans are found on their own first: DuckDB spills one hash join to disk within its
-    memory limit, but two in one query (anti join, then `exists`) can run out of memory.
-    """
-    conn.execute(
         f"create or replace temp table orphans as "
-        f"select r.* from {spec.table} r anti join clean_{parent.table} p using ({column})"
+        f"select r.* from {_RECORDS.format(table=spec.table)} r "
+        f"anti join {parent.table} p using ({column})"
     )
     (found,) = conn.execute("select count(*) from orphans").fetchone()
     if not found:
         return
-    in_parent = f"exists (select 1 from {parent.table} q where q.{column} = r.{column})"
+    quarantined = f"quarantined_{Path(parent.name).stem}"
+    in_parent = f"r.{column} in (select {column} from {quarantined})"
     conn.execute(
         _fault(
             spec,
@@ -115,25 +132,28 @@ def _orphans(conn: duckdb.DuckDBPyConnection, spec: RawFile, column: str, parent
     )
 
 
-def quarantine(conn: duckdb.DuckDBPyConnection) -> None:
-    """From the raw_* tables, build the clean_raw_* tables and `rejected` (file, line, key, ...).
+def quarantine(
+    conn: duckdb.DuckDBPyConnection, raw_dir: Path, rows_read: Mapping[str, int], audit: Audit
+) -> None:
+    """Clean the scratch tables in place, and build `rejected` (file, line, key, column, reason).
 
     Parents are cleaned before children, so that the rows of a quarantined order, customer or
-    store are quarantined in turn.
+    store are quarantined in turn. Repeated keys and unknown references are found by running
+    the staged tables' own checks on the scratch tables (`audit`).
     """
     conn.execute(
         "create or replace temp table faults "
-        "(file varchar, line bigint, key varchar, column_name varchar, reason varchar)"
+        "(file varchar, record bigint, key varchar, column_name varchar, reason varchar)"
     )
     for spec in (CUSTOMERS, STORES):
-        _clean(conn, spec, _conflicting_duplicates(conn, spec))
+        _clean(conn, spec, _conflicting_duplicates(conn, spec, audit))
 
-    repeats = _conflicting_duplicates(conn, ORDERS)
-    _orphans(conn, ORDERS, "customer_id", CUSTOMERS)
-    _orphans(conn, ORDERS, "store_id", STORES)
+    repeats = _conflicting_duplicates(conn, ORDERS, audit)
+    _orphans(conn, ORDERS, "customer_id", CUSTOMERS, audit)
+    _orphans(conn, ORDERS, "store_id", STORES, audit)
     _clean(conn, ORDERS, repeats)
 
-    repeats = _conflicting_duplicates(conn, ORDER_ITEMS)
+    repeats = _conflicting_duplicates(conn, ORDER_ITEMS, audit)
     for column, bad_when, expected in (
         ("discount", "r.discount < 0 or r.discount >= 1", "in [0, 1)"),
         ("list_price", "r.list_price < 0", "not negative"),
@@ -145,21 +165,36 @@ def quarantine(conn: duckdb.DuckDBPyConnection) -> None:
                 ORDER_ITEMS,
                 column,
                 f"'{column} ' || {value} || ' should be {expected}'",
-                f"{ORDER_ITEMS.table} r where {bad_when}",
+                f"{_RECORDS.format(table=ORDER_ITEMS.table)} r where {bad_when}",
             )
         )
-    _orphans(conn, ORDER_ITEMS, "order_id", ORDERS)
+    _orphans(conn, ORDER_ITEMS, "order_id", ORDERS, audit)
     _clean(conn, ORDER_ITEMS, repeats)
+    _rejected(conn, raw_dir, rows_read)
 
+
+def _rejected(conn: duckdb.DuckDBPyConnection, raw_dir: Path, rows_read: Mapping[str, int]) -> None:
+    """`rejected`: one row per quarantined line, its faults together; lines are looked up only
+    in the files that have some."""
     conn.execute(
-        """
-        create or replace temp table rejected as
-        select file, line, any_value(key) as key,
-               string_agg(distinct column_name, ', ' order by column_name) as column_name,
-               string_agg(distinct reason, '; ' order by reason) as reason
-        from faults group by file, line order by file, line
-        """
+        "create or replace temp table rejected "
+        "(file varchar, line bigint, key varchar, column_name varchar, reason varchar)"
     )
+    files = [file for (file,) in conn.execute("select distinct file from faults").fetchall()]
+    for file in files:
+        lines = record_lines(conn, raw_dir / file, rows_read[file])
+        conn.execute(
+            f"""
+            insert into rejected
+            select file, line, any_value(key),
+                   string_agg(distinct column_name, ', ' order by column_name),
+                   string_agg(distinct reason, '; ' order by reason)
+            from faults join {lines} using (record)
+            where file = ?
+            group by file, line
+            """,
+            [file],
+        )
 
 
 def check_rejected_share(

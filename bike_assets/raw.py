@@ -2,6 +2,7 @@
 
 import csv
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,29 +10,58 @@ import dagster as dg
 import duckdb
 
 MAX_EXAMPLES = 5  # faulty lines quoted in one error message
+SCRATCH_SCHEMA = "staging"  # where the files are read into (see RawFile.table)
+_GUARD = "bike_assets: a value does not fit its column type"  # raised in SQL, caught here
 
 
 @dataclass(frozen=True)
-class Format:
-    """How a value of a typed column must be written, said to the person who fixes the file.
+class Kind:
+    """How the reader parses a column of a contract type, and which parsed values it refuses.
 
-    DuckDB's own casts are lenient (12.5 -> 13, 1e3, 0x10, 2024/1/1, 2024-01-01x), so the text
-    must match `pattern` (spaces around it allowed) and, if `may_not_cast`, also cast.
+    DuckDB's CSV casts round (12.5 as a whole number is 13, 100.005 as cents is 100.01), so a
+    number is parsed wider (`read_as`) and cast to its type only if no guard refuses it.
     """
 
-    pattern: str
-    expected: str
-    may_not_cast: bool  # the pattern admits values the type refuses (2018-02-30, 10**20)
+    read_as: str
+    written: str  # how to write a value, for one that does not parse at all
+    guards: tuple[tuple[str, str], ...] = ()  # (SQL over {c} true when refused, expected)
+
+    def typed(self, column: str, kind: str) -> str:
+        """SQL: the parsed column cast to its type, or an error when a guard refuses a value."""
+        if not self.guards and self.read_as == kind:
+            return column
+        refused = " ".join(
+            f"when {bad.format(c=column)} then error('{_GUARD}')" for bad, _ in self.guards
+        )
+        return f"case {refused} else cast({column} as {kind}) end as {column}"
 
 
-_WHOLE = Format(r" *[+-]?[0-9]+ *", "a whole number", may_not_cast=True)
-_FORMATS = {
-    "BIGINT": _WHOLE,
-    "INTEGER": _WHOLE,
-    "DATE": Format(r" *[0-9]{4}-[0-9]{2}-[0-9]{2} *", "a date written YYYY-MM-DD", True),
-    "DECIMAL(18,6)": Format(
-        r" *[+-]?[0-9]{1,12}(\.[0-9]{1,6})? *", "a decimal number such as 12.99", False
-    ),
+def _whole(limit: str) -> Kind:
+    return Kind(
+        "DOUBLE",
+        "a whole number",
+        (
+            ("{c} <> trunc({c})", "a whole number"),
+            (f"abs({{c}}) >= {limit}", f"a whole number below {limit} in absolute value"),
+        ),
+    )
+
+
+def _decimal(scale: int) -> Kind:
+    return Kind(
+        "DECIMAL(18,8)",
+        "a decimal number such as 12.99",
+        ((f"{{c}} <> round({{c}}, {scale})", f"a number with at most {scale} decimals"),),
+    )
+
+
+KINDS = {
+    "BIGINT": _whole("2^53"),  # a DOUBLE holds every whole number below 2^53 exactly
+    "INTEGER": _whole("2^31"),
+    "DATE": Kind("DATE", "a date written YYYY-MM-DD"),
+    "DECIMAL(18,2)": _decimal(2),
+    "DECIMAL(18,6)": _decimal(6),
+    "VARCHAR": Kind("VARCHAR", "text"),
 }
 
 
@@ -63,8 +93,21 @@ class RawFile:
 
     @property
     def table(self) -> str:
-        """The temporary table the typed rows are read into."""
-        return f"raw_{Path(self.name).stem}"
+        """The scratch table the typed rows are read into, in the warehouse (not in memory).
+
+        It is in the staging schema, so that a file with nothing to clean can become its
+        staged table by a rename, without a copy.
+        """
+        return f"{SCRATCH_SCHEMA}.__scratch_{Path(self.name).stem}"
+
+    @property
+    def guards(self) -> tuple[ValueRule, ...]:
+        """The rules that refuse a parsed value its column's type (12.5 as a whole number)."""
+        return tuple(
+            ValueRule(column, bad.format(c=column), expected)
+            for column, kind in self.columns.items()
+            for bad, expected in KINDS[kind].guards
+        )
 
 
 _ADDRESS = dict.fromkeys(("phone", "email", "street", "city", "state", "zip_code"), "VARCHAR")
@@ -111,85 +154,81 @@ ORDER_ITEMS = RawFile(
         "item_id": "BIGINT",
         "product_id": "BIGINT",
         "quantity": "INTEGER",
-        "list_price": "DECIMAL(18,6)",
+        "list_price": "DECIMAL(18,2)",
         "discount": "DECIMAL(18,6)",
     },
     not_null=("order_id", "item_id", "quantity", "list_price", "discount"),
-    rules=(
-        ValueRule("list_price", "list_price <> round(list_price, 2)", "a price with two decimals"),
-    ),
 )
 EXPORT = (CUSTOMERS, STORES, ORDERS, ORDER_ITEMS)
 
 
 def read(conn: duckdb.DuckDBPyConnection, raw_dir: Path, spec: RawFile) -> int:
-    """Read one file into the temp table spec.table with a `line` column; return its row count.
+    """Read one file, typed, into the scratch table spec.table; return its row count.
 
-    `line` is the physical line a row starts on, the header being line 1. Raises RawExportError
-    for any structural fault, naming the file, the line, the column and what was expected.
+    Record n of the file is row n of the table (rowid n - 1). Raises RawExportError for any
+    structural fault, naming the file, the line, the column and what was expected.
     """
     path = raw_dir / spec.name
     header = _header(path, spec)
-    typed = ", ".join(
-        name if kind == "VARCHAR" else f"try_cast({name} as {kind}) as {name}"
-        for name, kind in spec.columns.items()
-    )
-    records = f"{spec.table}_records"
-    _read_text(
-        conn, path, header, spec, records, f"{typed}, {_misformatted(spec)} as __misformatted"
-    )
-    (rows,) = conn.execute(f"select count(*) from {records}").fetchone()
+    conn.execute(f"create schema if not exists {SCRATCH_SCHEMA}")
+    typed = ", ".join(KINDS[kind].typed(name, kind) for name, kind in spec.columns.items())
+    try:
+        _read_csv(conn, path, header, spec, f"create or replace table {spec.table} as", typed)
+        refused = False
+    except duckdb.InvalidInputException as error:
+        if _GUARD not in str(error):
+            raise
+        # A guard refused a value: read the file again, unguarded, to name the values.
+        _read_csv(conn, path, header, spec, "create or replace temp table unguarded as", "*")
+        refused = True
+    _fail_on_rejects(conn, path, header, spec)
+    if refused:
+        _fail_on_rules(conn, path, spec, "unguarded", spec.guards)
+        raise AssertionError(f"{path}: a guard refused a value that no guard rule finds")
+    (rows,) = conn.execute(f"select count(*) from {spec.table}").fetchone()
     if rows == 0:
         raise RawExportError(f"{path}: file has a header but no rows; expected at least one row")
-    numbered = _numbered(conn, path, records, rows)
-    conn.execute(
-        f"create or replace temp view {spec.table} as "
-        f"select line, * exclude (line, __record, __misformatted) from {numbered}"
-    )
-    (misformatted,) = conn.execute(f"select bool_or(__misformatted) from {records}").fetchone()
-    if misformatted:
-        _read_text(conn, path, header, spec, "raw_text", "*")
-        _fail_on_formats(
-            conn,
-            path,
-            spec,
-            "(select rowid + 1 as __record, * from raw_text) raw_text "
-            f"join (select __record, line from {numbered}) using (__record)",
-        )
-    _check_values(conn, path, spec)
+    not_null = tuple(ValueRule(column, f"{column} is null", "a value") for column in spec.not_null)
+    _fail_on_rules(conn, path, spec, spec.table, not_null + spec.rules)
     return rows
 
 
-def _read_text(
+def _read_csv(
     conn: duckdb.DuckDBPyConnection,
     path: Path,
     header: list[str],
     spec: RawFile,
-    table: str,
+    create: str,
     select: str,
 ) -> None:
-    """Create the temp table as `select` over the file's records, every column read as text;
-    fail on a record DuckDB cannot split into fields or decode.
+    """`create` as `select` over the file's records, each contract column parsed as its kind
+    reads it; fail on a record DuckDB cannot split into fields or decode (its bad values are
+    stored in raw_rejects, for _fail_on_rejects).
 
     The table keeps the file's order (DuckDB preserves insertion order): record n has rowid
     n - 1. Numbering records in the query instead (row_number) would read on one thread.
     """
     conn.execute("drop table if exists raw_rejects; drop table if exists raw_reject_scans")
+    read_as = {
+        name: KINDS[spec.columns[name]].read_as if name in spec.columns else "VARCHAR"
+        for name in _read_names(header, spec)
+    }
     try:
         conn.execute(
             f"""
-            create or replace temp table {table} as select {select}
+            {create} select {select}
             from read_csv(?, header = true, auto_detect = false, delim = ',', quote = '"',
                           escape = '"', columns = ?, nullstr = ['NULL', ''], encoding = 'utf-8',
-                          store_rejects = true, rejects_table = 'raw_rejects',
-                          rejects_scan = 'raw_reject_scans')
+                          date_format = '%Y-%m-%d', store_rejects = true,
+                          rejects_table = 'raw_rejects', rejects_scan = 'raw_reject_scans')
             """,
-            [str(path), dict.fromkeys(_read_names(header, spec), "VARCHAR")],
+            [str(path), read_as],
         )
     except (duckdb.InvalidInputException, duckdb.IOException) as error:
+        if _GUARD in str(error):
+            raise
         first = str(error).splitlines()[0]
         raise RawExportError(f"{path}: not readable as a CSV export ({first})") from error
-    _fail_on_rejects(conn, path, header, spec)
 
 
 def _header(path: Path, spec: RawFile) -> list[str]:
@@ -244,12 +283,19 @@ def _read_names(header: list[str], spec: RawFile) -> list[str]:
 def _fail_on_rejects(
     conn: duckdb.DuckDBPyConnection, path: Path, header: list[str], spec: RawFile
 ) -> None:
-    """Fail on the records DuckDB could not split into the header's fields, or not decode."""
+    """Fail on the records DuckDB could not split into the header's fields, decode, or parse.
+
+    A record with several faults is named by its first: a wrong number of fields, else the
+    first column's.
+    """
     rejects = conn.execute(
         """
-        select min(byte_position), arg_min(column_name, column_idx), any_value(error_type)::varchar,
-               any_value(error_message), count(*) over ()
-        from raw_rejects group by line order by 1 limit ?
+        select min(byte_position), arg_min(column_name, rank), arg_min(error_type, rank),
+               arg_min(error_message, rank), count(*) over ()
+        from (
+            select *, if(error_type::varchar = 'CAST', column_idx, -1) as rank from raw_rejects
+        )
+        group by line order by 1 limit ?
         """,
         [MAX_EXAMPLES],
     ).fetchall()
@@ -259,13 +305,19 @@ def _fail_on_rejects(
     as_in_header = dict(zip(_read_names(header, spec), header, strict=True))
     messages = [
         f"{path} line {line}"
-        + _describe_reject(header, as_in_header.get(column), error_type, message)
-        for line, (_, column, error_type, message, _) in zip(lines, rejects, strict=True)
+        + _describe_reject(header, as_in_header.get(column), spec.columns.get(column), kind, text)
+        for line, (_, column, kind, text, _) in zip(lines, rejects, strict=True)
     ]
     raise RawExportError(_and_more(messages, rejects[0][4]))
 
 
-def _describe_reject(header: list[str], column: str | None, error_type: str, message: str) -> str:
+def _describe_reject(
+    header: list[str], column: str | None, kind: str | None, error_type: str, message: str
+) -> str:
+    if error_type == "CAST" and kind is not None:
+        value = re.search(r'Could not convert string "(.*)" to ', message, re.DOTALL)
+        shown = repr(value[1]) if value else "(unreadable)"
+        return f", column {column}: value {shown}; expected {KINDS[kind].written}"
     found = re.search(r"Found: (\d+)", message)
     fields = f"{found[1] if found else 'a wrong number of'} fields"
     expected = f"expected {len(header)} fields ({', '.join(header)})"
@@ -294,24 +346,24 @@ def _lines_at(path: Path, positions: list[int]) -> list[int]:
     return [data.count(b"\n", 0, max(position - 1, 0)) + 1 for position in positions]
 
 
-def _numbered(conn: duckdb.DuckDBPyConnection, path: Path, table: str, rows: int) -> str:
-    """A FROM clause: the table's records with their number `__record` (from 1, in file order)
-    and the physical `line` each starts on."""
-    records = f"(select rowid + 1 as __record, * from {table})"
+def record_lines(conn: duckdb.DuckDBPyConnection, path: Path, rows: int) -> str:
+    """SQL relation (record, line): the physical line each of the file's `rows` records starts
+    on, the header being line 1. Scans the file: for naming faulty rows, not for every run."""
     starts = _record_lines(path, rows)
     if starts is None:
-        return f"(select __record + 1 as line, * from {records})"
+        return f"(select range as record, range + 1 as line from range(1, {rows + 1}))"
     if len(starts) != rows:
         raise RawExportError(
             f"{path}: {rows} rows read but {len(starts)} records found line by line; "
             "expected a CSV export with quotes written as in RFC 4180"
         )
+    table = f"lines_of_{path.stem}"
     conn.execute(
-        f"create or replace temp table {table}_lines as "
-        "select unnest(range(1, ? + 1)) as __record, unnest(?::bigint[]) as line",
+        f"create or replace temp table {table} as "
+        "select unnest(range(1, ? + 1)) as record, unnest(?::bigint[]) as line",
         [rows, starts],
     )
-    return f"(select * from {records} join {table}_lines using (__record))"
+    return table
 
 
 def _record_lines(path: Path, rows: int) -> list[int] | None:
@@ -344,70 +396,59 @@ def _lines_with_content(path: Path) -> int:
     return newlines - trailing + 1
 
 
-def _misformatted(spec: RawFile) -> str:
-    """SQL: whether a record has a typed value that is not written as the contract says."""
-    return " or ".join(
-        _misformatted_value(name, kind) for name, kind in spec.columns.items() if kind in _FORMATS
-    )
-
-
-def _misformatted_value(name: str, kind: str) -> str:
-    written = f"regexp_full_match({name}, '{_FORMATS[kind].pattern}')"
-    if _FORMATS[kind].may_not_cast:
-        written += f" and try_cast({name} as {kind}) is not null"
-    return f"({name} is not null and not ({written}))"
-
-
-def _fail_on_formats(
-    conn: duckdb.DuckDBPyConnection, path: Path, spec: RawFile, records: str
+def _fail_on_rules(
+    conn: duckdb.DuckDBPyConnection,
+    path: Path,
+    spec: RawFile,
+    relation: str,
+    rules: Sequence[ValueRule],
 ) -> None:
-    """Fail naming the typed values not written as the contract says, in `records` (the text
-    columns with the typed table's `line`)."""
-    bad = " union all ".join(
-        f"select line, {position} as position, '{name}' as column_name, t.{name} as value "
-        f"from (select line, raw_text.{name} from {records}) t "
-        f"where {_misformatted_value(f't.{name}', kind)}"
-        for position, (name, kind) in enumerate(spec.columns.items())
-        if kind in _FORMATS
-    )
-    found = conn.execute(
-        f"select line, column_name, value, count(*) over () from ({bad}) "
-        f"order by line, position limit {MAX_EXAMPLES}"
-    ).fetchall()
-    messages = [
-        f"{path} line {line}, column {column}: value {value!r}; "
-        f"expected {_FORMATS[spec.columns[column]].expected}"
-        for line, column, value, _ in found
-    ]
-    raise RawExportError(_and_more(messages, found[0][3]))
+    """Fail on the first of `rules` that a row of `relation` (the file's rows, typed) breaks,
+    naming the rows' lines, keys and values. One scan of the rows when none is broken."""
+    if not rules:
+        return
+    broken = conn.execute(
+        "select "
+        + ", ".join(f"count(*) filter ({rule.bad_when})" for rule in rules)
+        + f" from {relation}"
+    ).fetchone()
+    rule, total = next(((r, n) for r, n in zip(rules, broken, strict=True) if n), (None, 0))
+    if rule is None:
+        return
 
+    def text(column: str) -> str:
+        return value_text(column, KINDS[spec.columns[column]].read_as)
 
-def _check_values(conn: duckdb.DuckDBPyConnection, path: Path, spec: RawFile) -> None:
-    """Fail on a missing required value or a value that breaks one of the file's rules."""
-    rules = [ValueRule(column, f"{column} is null", "a value") for column in spec.not_null]
-    rules += spec.rules
     key = " || ', ' || ".join(
-        f"'{column}=' || coalesce({column}::varchar, 'NULL')" for column in spec.key
+        f"'{column}=' || coalesce({text(column)}, 'NULL')" for column in spec.key
     )
-    for rule in rules:
-        value = value_text(rule.column, spec.columns[rule.column])
-        bad = conn.execute(
-            f"select line, {key}, {value}, count(*) over () from {spec.table} "
-            f"where {rule.bad_when} order by line limit {MAX_EXAMPLES}"
+    value = text(rule.column)
+    bad = conn.execute(
+        f"select rowid + 1, {key}, {value} from {relation} where {rule.bad_when} "
+        f"order by rowid limit {MAX_EXAMPLES}"
+    ).fetchall()
+    (rows,) = conn.execute(f"select count(*) from {relation}").fetchone()
+    lines = dict(
+        conn.execute(
+            f"select record, line from {record_lines(conn, path, rows)} "
+            f"where record in ({', '.join(str(record) for record, *_ in bad)})"
         ).fetchall()
-        if bad:
-            messages = [
-                f"{path} line {line} ({where}), column {rule.column}: "
-                f"value {value if value is not None else 'NULL'}; expected {rule.expected}"
-                for line, where, value, _ in bad
-            ]
-            raise RawExportError(_and_more(messages, bad[0][3]))
+    )
+    messages = [
+        f"{path} line {lines[record]} ({where}), column {rule.column}: "
+        f"value {value if value is not None else 'NULL'}; expected {rule.expected}"
+        for record, where, value in bad
+    ]
+    raise RawExportError(_and_more(messages, total))
 
 
 def value_text(column: str, kind: str) -> str:
     """SQL: a typed value as text as a person writes it (a decimal without trailing zeros)."""
     if kind.startswith("DECIMAL"):
         return f"rtrim(rtrim({column}::varchar, '0'), '.')"
+    if kind == "DOUBLE":  # a whole number parsed as DOUBLE: 12, not 12.0
+        whole = f"{column} = trunc({column}) and abs({column}) < 2^53"
+        return f"if({whole}, {column}::bigint::varchar, {column}::varchar)"
     return f"{column}::varchar"
 
 

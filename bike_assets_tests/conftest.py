@@ -142,12 +142,13 @@ def sample_rows(metadata: dict[str, dg.MetadataValue]) -> list[dict[str, str]]:
 def published_tables(pipeline: Pipeline) -> dict[str, pd.DataFrame]:
     """Every published table, its rows in a fixed order (order by all columns).
 
-    The staged copies that a failed run may leave behind (schema.__staged_*) are not published.
+    The working tables that a killed run may leave behind (schema.__staged_*, __scratch_*)
+    are not published.
     """
     with duckdb.connect(pipeline.settings.duckdb_path, read_only=True) as conn:
         names = conn.execute(
             "select table_schema || '.' || table_name from information_schema.tables "
-            "where not starts_with(table_name, '__staged_') order by 1"
+            "where not starts_with(table_name, '__') order by 1"
         ).fetchall()
         return {
             name: conn.execute(f"select * from {name} order by all").fetchdf() for (name,) in names
@@ -155,8 +156,9 @@ def published_tables(pipeline: Pipeline) -> dict[str, pd.DataFrame]:
 
 
 def staged_tables(pipeline: Pipeline) -> list[str]:
-    """The staged copies (schema.__staged_*) in the warehouse: left behind by a failed run."""
-    return sorted(name for name in pipeline.tables() if ".__staged_" in name)
+    """The working tables (schema.__staged_*, __scratch_*) in the warehouse: none should be
+    left behind by a run that failed."""
+    return sorted(name for name in pipeline.tables() if ".__" in name)
 
 
 def assert_tables_equal(actual: dict[str, pd.DataFrame], expected: dict[str, pd.DataFrame]) -> None:

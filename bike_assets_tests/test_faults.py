@@ -171,7 +171,8 @@ STRUCTURAL_FAULTS = [
     (
         "quantity 1.5",
         {"order_items.csv": ["1,1,10,1.5,0.15,0.10", *ITEMS[1:]]},
-        "{raw}/order_items.csv line 2, column quantity: value '1.5'; expected a whole number",
+        "{raw}/order_items.csv line 2 (order_id=1, item_id=1), column quantity: value 1.5; "
+        "expected a whole number",
     ),
     (
         "date 2024/01/02",
@@ -183,7 +184,7 @@ STRUCTURAL_FAULTS = [
         "price with three decimals",
         {"order_items.csv": [*ITEMS[:2], "2,1,12,2,100.005,0.05", ITEMS[3]]},
         "{raw}/order_items.csv line 4 (order_id=2, item_id=1), column list_price: value "
-        "100.005; expected a price with two decimals",
+        "100.005; expected a number with at most 2 decimals",
     ),
     (
         "missing key",
