@@ -10,7 +10,7 @@ import dagster as dg
 import duckdb
 
 MAX_EXAMPLES = 5  # faulty lines quoted in one error message
-SCRATCH_SCHEMA = "staging"  # where the files are read into (see RawFile.table)
+SCRATCH_SCHEMA = "staging"  # where the files staged as read are read into (RawFile.table)
 _GUARD = "bike_assets: a value does not fit its column type"  # raised in SQL, caught here
 
 
@@ -90,15 +90,16 @@ class RawFile:
     columns: dict[str, str]  # required column -> DuckDB type; other columns are ignored
     not_null: tuple[str, ...]
     rules: tuple[ValueRule, ...] = field(default=())
+    # Whether the file's rows, read and cleaned, are its staged table as they are (orders,
+    # order lines): then they are read into the warehouse, and staged by a rename.
+    staged_as_read: bool = False
 
     @property
     def table(self) -> str:
-        """The scratch table the typed rows are read into, in the warehouse (not in memory).
-
-        It is in the staging schema, so that a file with nothing to clean can become its
-        staged table by a rename, without a copy.
-        """
-        return f"{SCRATCH_SCHEMA}.__scratch_{Path(self.name).stem}"
+        """The scratch table the typed rows are read into: in the warehouse's staging schema
+        when staged as read, else in memory (temp, spilled to disk past the memory limit)."""
+        schema = SCRATCH_SCHEMA if self.staged_as_read else "temp.main"
+        return f"{schema}.__scratch_{Path(self.name).stem}"
 
     @property
     def guards(self) -> tuple[ValueRule, ...]:
@@ -145,6 +146,7 @@ ORDERS = RawFile(
             "1 (Pending), 2 (Processing), 3 (Rejected) or 4 (Completed)",
         ),
     ),
+    staged_as_read=True,
 )
 ORDER_ITEMS = RawFile(
     name="order_items.csv",
@@ -158,6 +160,7 @@ ORDER_ITEMS = RawFile(
         "discount": "DECIMAL(18,6)",
     },
     not_null=("order_id", "item_id", "quantity", "list_price", "discount"),
+    staged_as_read=True,
 )
 EXPORT = (CUSTOMERS, STORES, ORDERS, ORDER_ITEMS)
 
@@ -173,7 +176,8 @@ def read(conn: duckdb.DuckDBPyConnection, raw_dir: Path, spec: RawFile) -> int:
     conn.execute(f"create schema if not exists {SCRATCH_SCHEMA}")
     typed = ", ".join(KINDS[kind].typed(name, kind) for name, kind in spec.columns.items())
     try:
-        _read_csv(conn, path, header, spec, f"create or replace table {spec.table} as", typed)
+        table = "table" if spec.staged_as_read else "temp table"
+        _read_csv(conn, path, header, spec, f"create or replace {table} {spec.table} as", typed)
         refused = False
     except duckdb.InvalidInputException as error:
         if _GUARD not in str(error):
