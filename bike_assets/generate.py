@@ -256,7 +256,7 @@ def generate_export(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = {}
-    with duckdb.connect() as con:
+    with duckdb.connect(config={"enable_progress_bar": "false"}) as con:  # the caller's bar
         for step, (name, columns) in enumerate(FILES.items(), start=2):
             con.register("frame", frames[name])
             counts[name] = _write_csv(con, columns, out_dir / name)
