@@ -256,7 +256,8 @@ def generate_export(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = {}
-    with duckdb.connect(config={"enable_progress_bar": "false"}) as con:  # the caller's bar
+    with duckdb.connect() as con:
+        con.execute("set enable_progress_bar = false")  # the caller shows its own
         for step, (name, columns) in enumerate(FILES.items(), start=2):
             con.register("frame", frames[name])
             counts[name] = _write_csv(con, columns, out_dir / name)
