@@ -209,10 +209,13 @@ def _read_csv(
     reads it; fail on a record DuckDB cannot split into fields or decode (its bad values are
     stored in raw_rejects, for _fail_on_rejects).
 
-    The table keeps the file's order (DuckDB preserves insertion order): record n has rowid
-    n - 1. Numbering records in the query instead (row_number) would read on one thread.
+    The table keeps the file's order (preserve_insertion_order, set for the read): record n
+    has rowid n - 1. Numbering records in the query instead (row_number) would read on one
+    thread.
     """
     conn.execute("drop table if exists raw_rejects; drop table if exists raw_reject_scans")
+    (in_order,) = conn.execute("select current_setting('preserve_insertion_order')").fetchone()
+    conn.execute("set preserve_insertion_order = true")  # record n is rowid n - 1
     read_as = {
         name: KINDS[spec.columns[name]].read_as if name in spec.columns else "VARCHAR"
         for name in _read_names(header, spec)
@@ -233,6 +236,8 @@ def _read_csv(
             raise
         first = str(error).splitlines()[0]
         raise RawExportError(f"{path}: not readable as a CSV export ({first})") from error
+    finally:
+        conn.execute(f"set preserve_insertion_order = {in_order}")
 
 
 def _header(path: Path, spec: RawFile) -> list[str]:
