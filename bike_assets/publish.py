@@ -207,7 +207,7 @@ def _audit(
     for table in tables:
         for check in table.all_checks:
             key = dg.AssetCheckKey(table.key, check.name)
-            if key in audited and key in selected:
+            if key in audited:
                 yield audited[key]
             elif key in selected:
                 yield check.run(conn, table.key, {**names, "this": names[table.name]})
