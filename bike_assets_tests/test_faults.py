@@ -187,6 +187,12 @@ STRUCTURAL_FAULTS = [
         "100.005; expected a number with at most 2 decimals",
     ),
     (
+        "discount with seven decimals",  # DuckDB alone would round it to six
+        {"order_items.csv": ["1,1,10,1,0.15,0.1234567", *ITEMS[1:]]},
+        "{raw}/order_items.csv line 2 (order_id=1, item_id=1), column discount: value "
+        "0.1234567; expected a number with at most 6 decimals",
+    ),
+    (
         "missing key",
         {"orders.csv": [ORDERS[0], "NULL,1,4,2024-02-01,2024-02-03,2024-02-05,2,6", ORDERS[2]]},
         "{raw}/orders.csv line 3 (order_id=NULL), column order_id: value NULL; expected a value",
