@@ -14,12 +14,13 @@ from bike_assets.raw import (
     STORES,
     RawExportError,
     RawFile,
+    read_in_file_order,
     record_lines,
     value_text,
 )
 
-# Each row of a scratch table with its record number in the file (from 1).
-_RECORDS = "(select rowid + 1 as record, * from {table})"
+# Each row of a scratch table with its row id there (the rows are in no particular order).
+_ROWS = "(select rowid as row, * from {table})"
 
 # Runs a check of the file's staged table on its scratch table (the other staged tables read
 # as their scratch tables) and says whether it passed; the failing rows are left in __failing.
@@ -39,9 +40,9 @@ def _key_text(spec: RawFile, alias: str = "") -> str:
 
 
 def _fault(spec: RawFile, column: str, reason_sql: str, source: str) -> str:
-    """SQL inserting into `faults` every row of `source` (aliased r, with `record`) and why."""
+    """SQL inserting into `faults` every row of `source` (aliased r, with `row`) and why."""
     return (
-        f"insert into faults select '{spec.name}', r.record, {_key_text(spec, 'r')}, "
+        f"insert into faults select '{spec.name}', r.row, {_key_text(spec, 'r')}, "
         f"'{column}', {reason_sql} from {source}"
     )
 
@@ -71,7 +72,7 @@ def _conflicting_duplicates(conn: duckdb.DuckDBPyConnection, spec: RawFile, audi
             spec,
             key,
             "'duplicate key with conflicting content'",
-            f"{_RECORDS.format(table=spec.table)} r semi join conflicting using ({key})",
+            f"{_ROWS.format(table=spec.table)} r semi join conflicting using ({key})",
         )
     )
     return True
@@ -79,15 +80,25 @@ def _conflicting_duplicates(conn: duckdb.DuckDBPyConnection, spec: RawFile, audi
 
 def _clean(conn: duckdb.DuckDBPyConnection, spec: RawFile, repeats: bool) -> None:
     """Delete the quarantined rows from the scratch table, and keep a row repeated identically
-    once (its first line). The keys quarantined are kept in quarantined_<file>, for the
-    reasons given to the rows of other files that refer to them."""
+    once. Before that, the quarantined rows are kept in faulty_<file> with their faults (to
+    find their lines), and their keys in quarantined_<file> (for the reasons given to the rows
+    of other files that refer to them)."""
     key = ", ".join(spec.key)
-    faulty = f"(select record - 1 from faults where file = '{spec.name}')"
+    stem = Path(spec.name).stem
     conn.execute(
-        f"create or replace temp table quarantined_{Path(spec.name).stem} as "
-        f"select distinct {key} from {spec.table} where rowid in {faulty}"
+        f"create or replace temp table faulty_{stem} as "
+        f"select f.key, f.column_name, f.reason, r.* exclude (row) "
+        f"from faults f join {_ROWS.format(table=spec.table)} r using (row) "
+        f"where f.file = '{spec.name}'"
     )
-    conn.execute(f"delete from {spec.table} where rowid in {faulty}")
+    conn.execute(
+        f"create or replace temp table quarantined_{stem} as "
+        f"select distinct {key} from faulty_{stem}"
+    )
+    conn.execute(
+        f"delete from {spec.table} where rowid in "
+        f"(select row from faults where file = '{spec.name}')"
+    )
     if repeats:
         conn.execute(
             f"""
@@ -113,7 +124,7 @@ def _orphans(
         return
     conn.execute(
         f"create or replace temp table orphans as "
-        f"select r.* from {_RECORDS.format(table=spec.table)} r "
+        f"select r.* from {_ROWS.format(table=spec.table)} r "
         f"anti join {parent.table} p using ({column})"
     )
     (found,) = conn.execute("select count(*) from orphans").fetchone()
@@ -143,7 +154,7 @@ def quarantine(
     """
     conn.execute(
         "create or replace temp table faults "
-        "(file varchar, record bigint, key varchar, column_name varchar, reason varchar)"
+        "(file varchar, row bigint, key varchar, column_name varchar, reason varchar)"
     )
     for spec in (CUSTOMERS, STORES):
         _clean(conn, spec, _conflicting_duplicates(conn, spec, audit))
@@ -165,7 +176,7 @@ def quarantine(
                 ORDER_ITEMS,
                 column,
                 f"'{column} ' || {value} || ' should be {expected}'",
-                f"{_RECORDS.format(table=ORDER_ITEMS.table)} r where {bad_when}",
+                f"{_ROWS.format(table=ORDER_ITEMS.table)} r where {bad_when}",
             )
         )
     _orphans(conn, ORDER_ITEMS, "order_id", ORDERS, audit)
@@ -174,26 +185,32 @@ def quarantine(
 
 
 def _rejected(conn: duckdb.DuckDBPyConnection, raw_dir: Path, rows_read: Mapping[str, int]) -> None:
-    """`rejected`: one row per quarantined line, its faults together; lines are looked up only
-    in the files that have some."""
+    """`rejected`: one row per quarantined line, its faults together.
+
+    A file with faulty rows is read again in file order to find their lines: a faulty row is
+    found there by its content (rows with the same content have the same faults).
+    """
     conn.execute(
         "create or replace temp table rejected "
         "(file varchar, line bigint, key varchar, column_name varchar, reason varchar)"
     )
-    files = [file for (file,) in conn.execute("select distinct file from faults").fetchall()]
-    for file in files:
-        lines = record_lines(conn, raw_dir / file, rows_read[file])
+    files = {file for (file,) in conn.execute("select distinct file from faults").fetchall()}
+    for spec in (spec for spec in EXPORT if spec.name in files):
+        stem = Path(spec.name).stem
+        ordered = read_in_file_order(conn, raw_dir, spec, f"ordered_{stem}", guarded=True)
+        same = " and ".join(f"o.{c} is not distinct from f.{c}" for c in spec.columns)
+        lines = record_lines(conn, raw_dir / spec.name, rows_read[spec.name])
         conn.execute(
             f"""
             insert into rejected
-            select file, line, any_value(key),
-                   string_agg(distinct column_name, ', ' order by column_name),
-                   string_agg(distinct reason, '; ' order by reason)
-            from faults join {lines} using (record)
-            where file = ?
-            group by file, line
-            """,
-            [file],
+            select '{spec.name}', l.line, any_value(f.key),
+                   string_agg(distinct f.column_name, ', ' order by f.column_name),
+                   string_agg(distinct f.reason, '; ' order by f.reason)
+            from (select rowid + 1 as record, * from {ordered}) o
+            join faulty_{stem} f on {same}
+            join {lines} l using (record)
+            group by l.line
+            """
         )
 
 

@@ -168,33 +168,48 @@ EXPORT = (CUSTOMERS, STORES, ORDERS, ORDER_ITEMS)
 def read(conn: duckdb.DuckDBPyConnection, raw_dir: Path, spec: RawFile) -> int:
     """Read one file, typed, into the scratch table spec.table; return its row count.
 
-    Record n of the file is row n of the table (rowid n - 1). Raises RawExportError for any
-    structural fault, naming the file, the line, the column and what was expected.
+    The rows are read in parallel and in no particular order; only the slow paths that name a
+    faulty row by its line read the file again in order (read_in_file_order). Raises
+    RawExportError for any structural fault, naming the file, the line, the column and what
+    was expected.
     """
     path = raw_dir / spec.name
     header = _header(path, spec)
     conn.execute(f"create schema if not exists {SCRATCH_SCHEMA}")
-    typed = ", ".join(KINDS[kind].typed(name, kind) for name, kind in spec.columns.items())
+    table = "table" if spec.staged_as_read else "temp table"
     try:
-        table = "table" if spec.staged_as_read else "temp table"
-        _read_csv(conn, path, header, spec, f"create or replace {table} {spec.table} as", typed)
-        refused = False
+        _read_csv(conn, path, header, spec, f"create or replace {table} {spec.table} as", "typed")
     except duckdb.InvalidInputException as error:
         if _GUARD not in str(error):
             raise
         # A guard refused a value: read the file again, unguarded, to name the values.
-        _read_csv(conn, path, header, spec, "create or replace temp table unguarded as", "*")
-        refused = True
+        unguarded = read_in_file_order(conn, raw_dir, spec, "unguarded", guarded=False)
+        _fail_on_rejects(conn, path, header, spec)
+        _fail_on_rule(conn, path, spec, unguarded, _first_broken(conn, unguarded, spec.guards))
+        raise AssertionError(f"{path}: a guard refused a value that no guard rule finds") from error
     _fail_on_rejects(conn, path, header, spec)
-    if refused:
-        _fail_on_rules(conn, path, spec, "unguarded", spec.guards)
-        raise AssertionError(f"{path}: a guard refused a value that no guard rule finds")
     (rows,) = conn.execute(f"select count(*) from {spec.table}").fetchone()
     if rows == 0:
         raise RawExportError(f"{path}: file has a header but no rows; expected at least one row")
     not_null = tuple(ValueRule(column, f"{column} is null", "a value") for column in spec.not_null)
-    _fail_on_rules(conn, path, spec, spec.table, not_null + spec.rules)
+    broken = _first_broken(conn, spec.table, not_null + spec.rules)
+    if broken is not None:
+        ordered = read_in_file_order(conn, raw_dir, spec, "in_file_order", guarded=False)
+        _fail_on_rule(conn, path, spec, ordered, broken)
     return rows
+
+
+def read_in_file_order(
+    conn: duckdb.DuckDBPyConnection, raw_dir: Path, spec: RawFile, table: str, guarded: bool
+) -> str:
+    """Read the file again into the temp `table`, in the file's order: record n is rowid n - 1
+    (slower: for naming faulty rows by their line). Guarded, its rows are typed as in the
+    scratch table; unguarded, as the reader parses them (KINDS read_as). Returns `table`."""
+    path = raw_dir / spec.name
+    header = _header(path, spec)
+    select = "typed" if guarded else "*"
+    _read_csv(conn, path, header, spec, f"create or replace temp table {table} as", select, True)
+    return table
 
 
 def _read_csv(
@@ -204,18 +219,22 @@ def _read_csv(
     spec: RawFile,
     create: str,
     select: str,
+    in_file_order: bool = False,
 ) -> None:
     """`create` as `select` over the file's records, each contract column parsed as its kind
-    reads it; fail on a record DuckDB cannot split into fields or decode (its bad values are
-    stored in raw_rejects, for _fail_on_rejects).
+    reads it; `select` "typed" casts them to their types under guards. Fails on a record
+    DuckDB cannot split into fields or decode (its bad values are stored in raw_rejects, for
+    _fail_on_rejects).
 
-    The table keeps the file's order (preserve_insertion_order, set for the read): record n
-    has rowid n - 1. Numbering records in the query instead (row_number) would read on one
-    thread.
+    In file order, record n has rowid n - 1 (preserve_insertion_order); numbering records in
+    the query instead (row_number) would read on one thread. In no order, DuckDB writes the
+    rows faster and has nothing to rewrite when it checkpoints them.
     """
+    if select == "typed":
+        select = ", ".join(KINDS[kind].typed(name, kind) for name, kind in spec.columns.items())
     conn.execute("drop table if exists raw_rejects; drop table if exists raw_reject_scans")
     (in_order,) = conn.execute("select current_setting('preserve_insertion_order')").fetchone()
-    conn.execute("set preserve_insertion_order = true")  # record n is rowid n - 1
+    conn.execute(f"set preserve_insertion_order = {in_file_order}")
     read_as = {
         name: KINDS[spec.columns[name]].read_as if name in spec.columns else "VARCHAR"
         for name in _read_names(header, spec)
@@ -405,25 +424,32 @@ def _lines_with_content(path: Path) -> int:
     return newlines - trailing + 1
 
 
-def _fail_on_rules(
-    conn: duckdb.DuckDBPyConnection,
-    path: Path,
-    spec: RawFile,
-    relation: str,
-    rules: Sequence[ValueRule],
-) -> None:
-    """Fail on the first of `rules` that a row of `relation` (the file's rows, typed) breaks,
-    naming the rows' lines, keys and values. One scan of the rows when none is broken."""
+def _first_broken(
+    conn: duckdb.DuckDBPyConnection, relation: str, rules: Sequence[ValueRule]
+) -> tuple[ValueRule, int] | None:
+    """The first of `rules` that a row of `relation` breaks, and how many rows do; one scan."""
     if not rules:
-        return
-    broken = conn.execute(
+        return None
+    counts = conn.execute(
         "select "
         + ", ".join(f"count(*) filter ({rule.bad_when})" for rule in rules)
         + f" from {relation}"
     ).fetchone()
-    rule, total = next(((r, n) for r, n in zip(rules, broken, strict=True) if n), (None, 0))
-    if rule is None:
+    return next(((rule, n) for rule, n in zip(rules, counts, strict=True) if n), None)
+
+
+def _fail_on_rule(
+    conn: duckdb.DuckDBPyConnection,
+    path: Path,
+    spec: RawFile,
+    ordered: str,
+    broken: tuple[ValueRule, int] | None,
+) -> None:
+    """Fail naming the lines, keys and values of the rows of `ordered` (the file's rows read
+    in file order, unguarded) that break the rule; nothing when none is broken."""
+    if broken is None:
         return
+    rule, total = broken
 
     def text(column: str) -> str:
         return value_text(column, KINDS[spec.columns[column]].read_as)
@@ -433,10 +459,10 @@ def _fail_on_rules(
     )
     value = text(rule.column)
     bad = conn.execute(
-        f"select rowid + 1, {key}, {value} from {relation} where {rule.bad_when} "
+        f"select rowid + 1, {key}, {value} from {ordered} where {rule.bad_when} "
         f"order by rowid limit {MAX_EXAMPLES}"
     ).fetchall()
-    (rows,) = conn.execute(f"select count(*) from {relation}").fetchone()
+    (rows,) = conn.execute(f"select count(*) from {ordered}").fetchone()
     lines = dict(
         conn.execute(
             f"select record, line from {record_lines(conn, path, rows)} "

@@ -13,6 +13,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from bike_assets.generate import generate_export
 from bike_assets.settings import Settings
 from bike_assets_tests.conftest import (
     HEADERS,
@@ -449,6 +450,47 @@ def test_line_numbers_count_blank_lines_and_line_breaks_inside_quotes(
         {"customer_id": 2, "city": "Uniondale"},
         {"customer_id": 3, "city": "Houston"},
     ]
+
+
+def test_line_numbers_in_an_export_read_in_parallel(good: Pipeline, tmp_path: Path) -> None:
+    # 100k customers: order_items.csv (25 MB, 0.9M lines) and orders.csv are big enough for
+    # DuckDB to read them in parallel, and to store their rows in no particular order.
+    raw_dir = tmp_path / "raw"
+    generate_export(raw_dir, 100_000, seed=3)
+
+    def edit(name: str, line: int, column: int, value: bytes, extra: bytes = b"") -> int:
+        """Set a field of a line (the header is line 1), add a line at the end if `extra`;
+        return the last line's number."""
+        lines = (raw_dir / name).read_bytes().split(b"\r\n")  # ends with "" after the last
+        fields = lines[line - 1].split(b",")
+        fields[column] = value
+        lines[line - 1] = b",".join(fields)
+        lines[-1:] = [extra, b""] if extra else [b""]
+        (raw_dir / name).write_bytes(b"\r\n".join(lines))
+        return len(lines) - 1
+
+    def key(name: str, line: int) -> str:
+        fields = (raw_dir / name).read_bytes().split(b"\r\n")[line - 1].split(b",")
+        return f"order_id={int(fields[0])}, item_id={int(fields[1])}"
+
+    added = edit("order_items.csv", 3, 3, b"-1", b"99999999,1,1,1,1.00,0")
+    pipeline = Pipeline(replace(good.settings, duckdb_path=str(tmp_path / "w.duckdb")))
+    result = pipeline.with_raw_dir(raw_dir).run()
+    assert result.success
+    assert rejected_rows(pipeline) == [
+        (ITEM, 3, key(ITEM, 3), "quantity", "quantity -1 should be not negative"),
+        (ITEM, added, "order_id=99999999, item_id=1", "order_id",
+         "order_id 99999999 does not exist in orders.csv"),
+    ]  # fmt: skip
+
+    # A value that fails the run is named by its line too.
+    edit("orders.csv", 5, 2, b"7")
+    result = pipeline.with_raw_dir(raw_dir).run()
+    order_id = int((raw_dir / "orders.csv").read_bytes().split(b"\r\n")[4].split(b",")[0])
+    assert failure(result) == (
+        f"{raw_dir}/orders.csv line 5 (order_id={order_id}), column order_status: value 7; "
+        "expected 1 (Pending), 2 (Processing), 3 (Rejected) or 4 (Completed)"
+    )
 
 
 # --- The share of rejected rows ----------------------------------------------------------------
