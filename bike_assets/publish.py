@@ -151,7 +151,9 @@ def warehouse_asset(
                 )
                 for table in building
             ]
-        yield from outputs
+            # Yielded with the connection still open: the IO manager's connections, in this
+            # process, share the open database instead of opening and checkpointing it again.
+            yield from outputs
 
     return _asset
 

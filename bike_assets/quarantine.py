@@ -104,7 +104,7 @@ def _clean(conn: duckdb.DuckDBPyConnection, spec: RawFile, repeats: bool) -> Non
             f"""
             delete from {spec.table} where rowid in (
                 select rowid from {spec.table}
-                semi join repeated_{Path(spec.name).stem} using ({key})
+                semi join repeated_{stem} using ({key})
                 qualify row_number() over (partition by {key} order by rowid) > 1
             )
             """
