@@ -176,9 +176,9 @@ def read(conn: duckdb.DuckDBPyConnection, raw_dir: Path, spec: RawFile) -> int:
     path = raw_dir / spec.name
     header = _header(path, spec)
     conn.execute(f"create schema if not exists {SCRATCH_SCHEMA}")
-    table = "table" if spec.staged_as_read else "temp table"
+    create = f"create or replace {'table' if spec.staged_as_read else 'temp table'} {spec.table} as"
     try:
-        _read_csv(conn, path, header, spec, f"create or replace {table} {spec.table} as", "typed")
+        _read_csv(conn, path, header, spec, create, _typed(spec))
     except duckdb.InvalidInputException as error:
         if _GUARD not in str(error):
             raise
@@ -207,9 +207,14 @@ def read_in_file_order(
     scratch table; unguarded, as the reader parses them (KINDS read_as). Returns `table`."""
     path = raw_dir / spec.name
     header = _header(path, spec)
-    select = "typed" if guarded else "*"
+    select = _typed(spec) if guarded else "*"
     _read_csv(conn, path, header, spec, f"create or replace temp table {table} as", select, True)
     return table
+
+
+def _typed(spec: RawFile) -> str:
+    """SQL select list: each contract column cast to its type, under its kind's guards."""
+    return ", ".join(KINDS[kind].typed(name, kind) for name, kind in spec.columns.items())
 
 
 def _read_csv(
@@ -222,16 +227,13 @@ def _read_csv(
     in_file_order: bool = False,
 ) -> None:
     """`create` as `select` over the file's records, each contract column parsed as its kind
-    reads it; `select` "typed" casts them to their types under guards. Fails on a record
-    DuckDB cannot split into fields or decode (its bad values are stored in raw_rejects, for
-    _fail_on_rejects).
+    reads it. Fails on a record DuckDB cannot split into fields or decode (its bad values are
+    stored in raw_rejects, for _fail_on_rejects).
 
     In file order, record n has rowid n - 1 (preserve_insertion_order); numbering records in
     the query instead (row_number) would read on one thread. In no order, DuckDB writes the
     rows faster and has nothing to rewrite when it checkpoints them.
     """
-    if select == "typed":
-        select = ", ".join(KINDS[kind].typed(name, kind) for name, kind in spec.columns.items())
     conn.execute("drop table if exists raw_rejects; drop table if exists raw_reject_scans")
     (in_order,) = conn.execute("select current_setting('preserve_insertion_order')").fetchone()
     conn.execute(f"set preserve_insertion_order = {in_file_order}")
