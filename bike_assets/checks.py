@@ -90,7 +90,7 @@ def primary_key(*columns: str) -> Check:
         f"{'_'.join(columns)}_is_unique_and_not_null",
         f"Primary key ({key}) is unique and not null",
         f"select {key}, count(*) as rows from {{this}} group by {key} "
-        f"having count(*) > 1 or bool_or({nulls})",
+        f"having count(*) > 1 or {nulls}",
     )
 
 

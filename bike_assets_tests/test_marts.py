@@ -10,7 +10,13 @@ import pytest
 from bike_assets.definitions import build_definitions
 from bike_assets.resources import BusinessCalendar
 from bike_assets.settings import Settings
-from bike_assets_tests.conftest import Pipeline, check_results, query, write_export
+from bike_assets_tests.conftest import (
+    TINY_EXPORT,
+    Pipeline,
+    check_results,
+    query,
+    write_export,
+)
 
 AS_OF = "2024-12-31"  # day 366 of 2024 (a leap year)
 EARLY_AS_OF = "2024-03-15"
@@ -223,6 +229,30 @@ def test_orders_enriched_totals(run) -> None:
     ]
     (count,) = query(pipeline, "select count(*) as n from intermediate.orders_enriched")
     assert count["n"] == len(ORDERS)
+
+
+def test_unique_products_counts_each_product_once(tiny_pipeline: Pipeline, tmp_path: Path) -> None:
+    # Order 1's lines: product 10 on lines 1 and 3, product 11, and a line with no product.
+    files = {
+        **TINY_EXPORT,
+        "order_items.csv": [
+            "1,1,10,1,0.15,0.10",
+            "1,2,11,1,0.15,0.10",
+            "1,3,10,2,1.00,0.00",
+            "1,4,NULL,1,1.00,0.00",
+            "2,1,12,2,100.00,0.05",
+            "3,1,13,1,599.99,0.20",
+        ],
+    }
+    pipeline = tiny_pipeline.with_raw_dir(write_export(tmp_path / "lines", files))
+    assert pipeline.run().success
+    rows = query(
+        pipeline,
+        "select order_id, total_items, unique_products from intermediate.orders_enriched "
+        "order by order_id",
+    )
+    # Order 1: 1 + 1 + 2 + 1 = 5 units; products 10 and 11 (the null is no product).
+    assert [tuple(row.values()) for row in rows] == [(1, 5, 2), (2, 2, 1), (3, 1, 1)]
 
 
 def test_customers_enriched_figures(run) -> None:
