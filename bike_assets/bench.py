@@ -1,5 +1,6 @@
 """The benchmark: the Dagster materialization against a plain DuckDB SQL script on the same data."""
 
+import gc
 import hashlib
 import json
 import os
@@ -270,6 +271,10 @@ def _child(side: str, job_file: Path) -> None:
         job_file.write_text(json.dumps({"error": f"{type(error).__name__}: {error}"}))
         raise
     job_file.write_text(json.dumps({"run": time.perf_counter() - started, "steps": steps}))
+    # The run is done and its warehouse closed. What is left is the interpreter freeing its
+    # objects one by one at exit: 0.8 s with Dagster's loaded, none of it the run's work. Frozen
+    # objects are left to the OS instead (done on both sides).
+    gc.freeze()
 
 
 @contextmanager

@@ -143,6 +143,63 @@ def test_composite_primary_key(conn):
     )
 
 
+# Order lines, and which keys repeat or have a null (worked out by hand): lines numbered in and
+# out of the 64-bit mask's range 0-63, negative, null, and an order without an id.
+LINES = [
+    (1, 1),
+    (1, 2),
+    (1, 3),  # fine
+    (2, 1),
+    (2, 1),
+    (2, 2),  # line 1 twice
+    (3, 70),
+    (3, 70),  # line 70 twice (out of the mask's range)
+    (4, 64),
+    (4, 0),
+    (4, 63),  # fine: 0 and 63 in range, 64 out of it
+    (5, None),  # a null line
+    (None, 1),  # a null order
+    (6, -1),
+    (6, -1),
+    (6, 1),  # line -1 twice
+    (7, 2**40),
+    (7, 2**40 + 2),  # fine: far out of range
+    (9, None),
+    (9, None),  # a null line, twice
+]
+REPEATED_OR_NULL = {(2, 1, 2), (3, 70, 2), (5, None, 1), (None, 1, 1), (6, -1, 2), (9, None, 2)}
+
+
+def test_composite_primary_key_finds_every_repeated_or_null_key(conn):
+    conn.execute("create table t (order_id bigint, item_id bigint)")
+    conn.executemany("insert into t values (?, ?)", LINES)
+    check = checks.primary_key("order_id", "item_id")
+
+    assert set(conn.execute(check.failing_rows.format(this="t")).fetchall()) == REPEATED_OR_NULL
+    assert_fails(run(check, conn), len(REPEATED_OR_NULL))
+
+
+@pytest.mark.parametrize(
+    ("kind", "lines", "repeated"),
+    [
+        # 1.5 and 2 are distinct although both read as line 2 in the mask
+        ("double", [(1, 1.5), (1, 2.0), (2, 1.5), (2, 1.5)], {(2, 1.5, 2)}),
+        (
+            "varchar",
+            [("South", "Gold"), ("South", "Silver"), ("West", "Gold"), ("West", "Gold")],
+            {("West", "Gold", 2)},
+        ),
+    ],
+)
+def test_composite_primary_key_on_lines_that_are_not_whole_numbers(conn, kind, lines, repeated):
+    conn.execute(
+        f"create table t (order_id {'varchar' if kind == 'varchar' else 'bigint'}, item_id {kind})"
+    )
+    conn.executemany("insert into t values (?, ?)", lines)
+    check = checks.primary_key("order_id", "item_id")
+    assert set(conn.execute(check.failing_rows.format(this="t")).fetchall()) == repeated
+
+
 # --- references -------------------------------------------------------------------------------
 
 
