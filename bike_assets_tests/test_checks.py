@@ -1,5 +1,7 @@
 """Tests of the asset checks: every builder and every table's checks, on hand-made DuckDB tables."""
 
+import random
+from collections import Counter
 from collections.abc import Iterator
 
 import dagster as dg
@@ -198,6 +200,28 @@ def test_composite_primary_key_on_lines_that_are_not_whole_numbers(conn, kind, l
     conn.executemany("insert into t values (?, ?)", lines)
     check = checks.primary_key("order_id", "item_id")
     assert set(conn.execute(check.failing_rows.format(this="t")).fetchall()) == repeated
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_primary_key_agrees_with_counting_keys_in_python(conn, seed):
+    # Random keys: dense (-70..70, several per bucket of 64), huge, null, and some repeated.
+    rng = random.Random(seed)
+
+    def value() -> int | None:
+        roll = rng.random()
+        return None if roll < 0.05 else rng.randint(-70, 70) if roll < 0.7 else rng.getrandbits(62)
+
+    rows = [(value(), value()) for _ in range(300)]
+    rows += rng.sample(rows, 60)
+    conn.execute("create table t (order_id bigint, item_id bigint)")
+    conn.executemany("insert into t values (?, ?)", rows)
+    for columns, keys in (
+        (("order_id", "item_id"), Counter(rows)),
+        (("order_id",), Counter((order_id,) for order_id, _ in rows)),
+    ):
+        expected = {(*key, n) for key, n in keys.items() if n > 1 or None in key}
+        found = conn.execute(checks.primary_key(*columns).failing_rows.format(this="t"))
+        assert set(found.fetchall()) == expected
 
 
 # --- references -------------------------------------------------------------------------------
