@@ -1,8 +1,8 @@
 """The benchmark: the Dagster materialization against a plain DuckDB SQL script on the same data."""
 
-import gc
 import hashlib
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -271,10 +271,12 @@ def _child(side: str, job_file: Path) -> None:
         job_file.write_text(json.dumps({"error": f"{type(error).__name__}: {error}"}))
         raise
     job_file.write_text(json.dumps({"run": time.perf_counter() - started, "steps": steps}))
-    # The run is done and its warehouse closed. What is left is the interpreter freeing its
-    # objects one by one at exit: 0.8 s with Dagster's loaded, none of it the run's work. Frozen
-    # objects are left to the OS instead (done on both sides).
-    gc.freeze()
+    # The run is done and its warehouse closed. Tearing the interpreter down would now take
+    # 0.5-0.8 s with Dagster loaded, none of it the run's work: both sides exit at once.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @contextmanager
