@@ -95,15 +95,17 @@ def primary_key(*columns: str) -> Check:
     key = ", ".join(columns)
     nulls = " or ".join(f"{column} is null" for column in columns)
     *rest, last = columns
-    number = f"try_cast({last} as bigint)"
-    bucket = [*rest, f"{number} >> 6 as bucket"]
+
+    def number(table: str = "") -> str:
+        return f"try_cast({table}{last} as bigint)"
+
     may_repeat = (
-        f"select {', '.join(bucket)} from {{this}} group by all "
-        f"having coalesce(bit_count(bit_or(1::ubigint << ({number} & 63))), 0) <> count(*)"
+        f"select {', '.join([*rest, f'{number()} >> 6 as bucket'])} from {{this}} group by all "
+        f"having coalesce(bit_count(bit_or(1::ubigint << ({number()} & 63))), 0) <> count(*)"
     )
     same_bucket = " and ".join(
         [f"t.{column} = b.{column}" for column in rest]
-        + [f"(try_cast(t.{last} as bigint) >> 6) is not distinct from b.bucket"]
+        + [f"({number('t.')} >> 6) is not distinct from b.bucket"]
     )
     t_key = ", ".join(f"t.{column}" for column in columns)
     t_nulls = " or ".join(f"t.{column} is null" for column in columns)
