@@ -124,13 +124,33 @@ def primary_key(*columns: str) -> Check:
 
 
 def references(column: str, parent: str) -> Check:
-    """Keys: every value of the column exists in the parent table (which has the same column)."""
+    """Keys: every value of the column, a whole-number id, exists in the parent table (which
+    has the same column).
+
+    Ids are first compared 64 at a time, as bits of a mask per bucket id >> 6 (as in
+    primary_key): only the rows of a bucket with an id that the parent's mask lacks are looked
+    up in the parent one by one.
+    """
+
+    def masks(table: str) -> str:
+        return (
+            f"select {column} >> 6 as bucket, bit_or(1::ubigint << ({column} & 63)) as ids "
+            f"from {table} where {column} is not null group by all"
+        )
+
+    lacking = (
+        f"select c.bucket from ({masks('{this}')}) c left join ({masks(f'{{{parent}}}')}) p "
+        "using (bucket) where p.ids is null or c.ids & ~p.ids <> 0"
+    )
     return Check(
         f"{column}_exists_in_{parent}",
         f"Every {column} exists in {parent}",
-        f"select t.{column}, count(*) as rows from {{this}} t "
-        f"anti join {{{parent}}} p on t.{column} = p.{column} "
-        f"where t.{column} is not null group by t.{column}",
+        f"""
+        select t.{column}, count(*) as rows from {{this}} t
+        semi join ({lacking}) b on t.{column} >> 6 = b.bucket
+        anti join {{{parent}}} p on t.{column} = p.{column}
+        group by t.{column}
+        """,
     )
 
 

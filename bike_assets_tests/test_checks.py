@@ -251,6 +251,28 @@ def test_references_fails_once_per_missing_value(conn):
     )
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_references_agrees_with_looking_ids_up_in_python(conn, seed):
+    # Random ids: dense (-70..70, several per bucket of 64), huge, null; some missing.
+    rng = random.Random(seed)
+
+    def value() -> int | None:
+        roll = rng.random()
+        return None if roll < 0.05 else rng.randint(-70, 70) if roll < 0.7 else rng.getrandbits(62)
+
+    parents = {value() for _ in range(80)}
+    children = [value() for _ in range(200)] + rng.sample(sorted(parents - {None}), 20)
+    conn.execute("create table p (customer_id bigint)")
+    conn.executemany("insert into p values (?)", [(v,) for v in parents])
+    conn.execute("create table t (customer_id bigint)")
+    conn.executemany("insert into t values (?)", [(v,) for v in children])
+    missing = Counter(v for v in children if v is not None and v not in parents)
+
+    check = checks.references("customer_id", "stg_customers")
+    found = conn.execute(check.failing_rows.format(this="t", stg_customers="p")).fetchall()
+    assert dict(found) == missing
+
+
 # --- allowed_values ---------------------------------------------------------------------------
 
 REGIONS = ("Northeast", "Midwest", "South", "West", "Unknown")

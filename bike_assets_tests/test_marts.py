@@ -233,6 +233,7 @@ def test_orders_enriched_totals(run) -> None:
 
 def test_unique_products_counts_each_product_once(tiny_pipeline: Pipeline, tmp_path: Path) -> None:
     # Order 1's lines: product 10 on lines 1 and 3, product 11, and a line with no product.
+    # Order 2: products 12 and 76, distinct although equal mod 64.
     files = {
         **TINY_EXPORT,
         "order_items.csv": [
@@ -241,6 +242,7 @@ def test_unique_products_counts_each_product_once(tiny_pipeline: Pipeline, tmp_p
             "1,3,10,2,1.00,0.00",
             "1,4,NULL,1,1.00,0.00",
             "2,1,12,2,100.00,0.05",
+            "2,2,76,1,1.00,0.00",
             "3,1,13,1,599.99,0.20",
         ],
     }
@@ -252,7 +254,7 @@ def test_unique_products_counts_each_product_once(tiny_pipeline: Pipeline, tmp_p
         "order by order_id",
     )
     # Order 1: 1 + 1 + 2 + 1 = 5 units; products 10 and 11 (the null is no product).
-    assert [tuple(row.values()) for row in rows] == [(1, 5, 2), (2, 2, 1), (3, 1, 1)]
+    assert [tuple(row.values()) for row in rows] == [(1, 5, 2), (2, 3, 2), (3, 1, 1)]
 
 
 def test_customers_enriched_figures(run) -> None:
