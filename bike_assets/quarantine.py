@@ -51,7 +51,7 @@ def _conflicting_duplicates(conn: duckdb.DuckDBPyConnection, spec: RawFile, audi
     """Rows whose key repeats with different content: all of them are quarantined.
 
     Returns whether any key repeats at all; the keys that do are kept in repeated_<file>.
-    The staged table's primary key check tells, in the one GROUP BY of the file needed.
+    The staged table's primary key check tells (run once: its result is the staged table's).
     """
     if audit(spec, checks.primary_key(*spec.key)):
         return False
