@@ -202,16 +202,18 @@ def test_composite_primary_key_on_lines_that_are_not_whole_numbers(conn, kind, l
     assert set(conn.execute(check.failing_rows.format(this="t")).fetchall()) == repeated
 
 
+def random_id(rng: random.Random) -> int | None:
+    """An id for the random tests: dense (-70..70, several per bucket of 64), huge, or null."""
+    roll = rng.random()
+    return None if roll < 0.05 else rng.randint(-70, 70) if roll < 0.7 else rng.getrandbits(62)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_primary_key_agrees_with_counting_keys_in_python(conn, seed):
-    # Random keys: dense (-70..70, several per bucket of 64), huge, null, and some repeated.
+    # Random keys (random_id), some repeated.
     rng = random.Random(seed)
 
-    def value() -> int | None:
-        roll = rng.random()
-        return None if roll < 0.05 else rng.randint(-70, 70) if roll < 0.7 else rng.getrandbits(62)
-
-    rows = [(value(), value()) for _ in range(300)]
+    rows = [(random_id(rng), random_id(rng)) for _ in range(300)]
     rows += rng.sample(rows, 60)
     conn.execute("create table t (order_id bigint, item_id bigint)")
     conn.executemany("insert into t values (?, ?)", rows)
@@ -253,15 +255,11 @@ def test_references_fails_once_per_missing_value(conn):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_references_agrees_with_looking_ids_up_in_python(conn, seed):
-    # Random ids: dense (-70..70, several per bucket of 64), huge, null; some missing.
+    # Random ids (random_id), some missing from the parent.
     rng = random.Random(seed)
 
-    def value() -> int | None:
-        roll = rng.random()
-        return None if roll < 0.05 else rng.randint(-70, 70) if roll < 0.7 else rng.getrandbits(62)
-
-    parents = {value() for _ in range(80)}
-    children = [value() for _ in range(200)] + rng.sample(sorted(parents - {None}), 20)
+    parents = {random_id(rng) for _ in range(80)}
+    children = [random_id(rng) for _ in range(200)] + rng.sample(sorted(parents - {None}), 20)
     conn.execute("create table p (customer_id bigint)")
     conn.executemany("insert into p values (?)", [(v,) for v in parents])
     conn.execute("create table t (customer_id bigint)")
