@@ -1,0 +1,355 @@
+"""Resources: the warehouse (and its IO manager), the export, the PII key and the calendar.
+
+Every setting comes from a `BIKE_*` environment variable (`.env.example` lists them with their
+defaults); when it is set, the UI shows the variable's name, never its value. Each setting is
+validated when a run starts, before anything is read or written: a bad value fails the run
+with a message naming the variable, the value and the expected form.
+"""
+
+import logging
+import math
+import os
+import re
+from collections.abc import Mapping
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import dagster as dg
+import duckdb
+import pandas as pd
+from pydantic import PrivateAttr
+
+from bike_assets.lib import warehouse
+from bike_assets.lib.checks import markdown_table
+from bike_assets.lib.warehouse import Candidate, Model, RunLock, WarehouseError
+
+# The documented development key: hashes made with it are stable but not secret.
+DEVELOPMENT_PII_KEY = "local-bike-development-key-not-secret"
+PREVIEW_ROWS = 10
+
+
+def from_env(variable: str, default: str) -> Any:
+    """`dg.EnvVar(variable)` when the variable is set and not empty, else the default."""
+    return dg.EnvVar(variable) if os.environ.get(variable) else default
+
+
+class SettingError(dg.Failure):
+    """A `BIKE_*` setting (or the run's as-of date) has a value the pipeline cannot use."""
+
+    def __init__(self, variable: str, value: str, expected: str) -> None:
+        super().__init__(
+            description=f"{variable}={value!r}: expected {expected}.", allow_retries=False
+        )
+
+
+def parse_date(variable: str, value: str) -> date:
+    """A day written YYYY-MM-DD, a real date of the years 1900-2199 (the contract's range).
+
+    Raises SettingError naming the variable (or config key) and the value as written.
+    """
+    expected = "a date written YYYY-MM-DD (a real day of the years 1900 to 2199)"
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise SettingError(variable, value, expected)
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise SettingError(variable, value, expected) from None
+    if not 1900 <= day.year <= 2199:
+        raise SettingError(variable, value, expected)
+    return day
+
+
+def parse_timezone(variable: str, value: str) -> ZoneInfo:
+    """An IANA timezone name such as UTC or America/New_York; SettingError otherwise."""
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingError(variable, value, "an IANA timezone name such as UTC or Europe/Paris") from None
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The DuckDB warehouse: the published file readers open, and the candidate a run builds.
+
+    A run's assets build their tables in the run's candidate version (`Candidate`); when the
+    run's last step has passed its checks, the candidate is published whole (lib/warehouse.py
+    says how, and what a reader sees). Run with only checks (the audit job), checks read the
+    published file, read-only.
+    """
+
+    path: str = "data/warehouse.duckdb"  # BIKE_DUCKDB_PATH
+    memory_limit: str = "1GB"  # BIKE_DUCKDB_MEMORY_LIMIT: DuckDB's memory limit
+    threads: str = "2"  # BIKE_DUCKDB_THREADS: DuckDB's threads
+    lock_timeout_seconds: str = "30"  # BIKE_LOCK_TIMEOUT_SECONDS: wait for another run
+
+    _candidate: Candidate | None = PrivateAttr(default=None)
+    _lock: RunLock | None = PrivateAttr(default=None)
+    _reader: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
+    _finished_steps: set[str] = PrivateAttr(default_factory=set)
+
+    # --- settings ---------------------------------------------------------------------------
+
+    @property
+    def published_path(self) -> Path:
+        return Path(self.path)
+
+    @property
+    def connection_config(self) -> dict[str, str]:
+        """DuckDB's settings for every connection of a run."""
+        return {"memory_limit": self.memory_limit, "threads": self.threads}
+
+    def validate(self) -> None:
+        """Raise SettingError for the first setting that cannot be used."""
+        if not self.path or self.published_path.is_dir():
+            raise SettingError("BIKE_DUCKDB_PATH", self.path, "the path of a DuckDB file")
+        if not re.fullmatch(r"\d+(\.\d+)?\s*(B|[KMGT]i?B)", self.memory_limit, re.IGNORECASE):
+            raise SettingError(
+                "BIKE_DUCKDB_MEMORY_LIMIT", self.memory_limit, "a size such as 512MB, 1GB or 4GiB"
+            )
+        if not re.fullmatch(r"[1-9]\d*", self.threads):
+            raise SettingError("BIKE_DUCKDB_THREADS", self.threads, "a whole number >= 1")
+        try:
+            seconds = float(self.lock_timeout_seconds)
+        except ValueError:
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise SettingError(
+                "BIKE_LOCK_TIMEOUT_SECONDS", self.lock_timeout_seconds, "a number of seconds >= 0"
+            )
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.validate()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """End of the run: an unpublished candidate is removed, the run's lock released."""
+        if self._candidate is not None:
+            self._candidate.discard()
+        if self._lock is not None:
+            self._lock.release()
+        if self._reader is not None:
+            self._reader.close()
+
+    # --- building: the run's candidate version ----------------------------------------------
+
+    def candidate(self, run_id: str) -> Candidate:
+        """The run's candidate version, opened on first use (waiting for any other run)."""
+        if self._candidate is None:
+            self.published_path.parent.mkdir(parents=True, exist_ok=True)
+            lock = RunLock(
+                self.published_path.with_name(self.published_path.name + ".lock"),
+                float(self.lock_timeout_seconds),
+                f"run {run_id} (pid {os.getpid()})",
+            )
+            lock.acquire()
+            self._lock = lock
+            candidate = Candidate(self.published_path, self.connection_config)
+            try:
+                candidate.open()
+            except (duckdb.Error, OSError) as error:
+                raise WarehouseError(
+                    f"Cannot write the warehouse's new version {candidate.path} (beside "
+                    f"BIKE_DUCKDB_PATH={self.path}): {warehouse.describe(error)}"
+                ) from error
+            self._candidate = candidate
+        return self._candidate
+
+    def connection(self, context: dg.AssetExecutionContext) -> duckdb.DuckDBPyConnection:
+        """A connection to the run's candidate, for an asset that builds tables."""
+        return self.candidate(context.run_id).connection
+
+    def query(self, sql: str, limit: int) -> tuple[list[str], list[tuple[Any, ...]], int]:
+        """(columns, first rows, row count) of a query: on the run's candidate when the run
+        builds tables, else on the published version (read-only)."""
+        return warehouse.query_rows(self._reading(), sql, limit)
+
+    def _reading(self) -> duckdb.DuckDBPyConnection:
+        if self._candidate is not None:
+            return self._candidate.connection
+        if self._reader is None:
+            self._reader = warehouse.connect_published(self.published_path, self.connection_config)
+        return self._reader
+
+    def finish_step(self, context: dg.AssetExecutionContext) -> None:
+        """Record that this step passed its checks; after the run's last step, publish.
+
+        The run's steps are its `step_keys_to_execute` (or, when it names none, every op of
+        its job). Raises WarehouseError when the layers disagree or the file cannot be
+        replaced: then nothing is published.
+        """
+        self._finished_steps.add(str(context.op_execution_context.op_handle))
+        planned = context.run.step_keys_to_execute or [n.name for n in context.job_def.nodes]
+        if self._candidate is None or not set(planned) <= self._finished_steps:
+            return
+        candidate = self._candidate
+        inherited = candidate.inherited()
+        disagree = warehouse.layers_disagree(candidate.connection)
+        if disagree:
+            raise WarehouseError(
+                "Nothing was published: the layers of the new version disagree "
+                "(docs/tables.md, 'Layers agree'):\n" + "\n".join(disagree)
+            )
+        try:
+            candidate.publish()
+        except (duckdb.Error, OSError) as error:
+            raise WarehouseError(
+                f"Nothing was published: replacing BIKE_DUCKDB_PATH={self.path} failed: "
+                f"{warehouse.describe(error)}"
+            ) from error
+        self._candidate = None
+        self._lock.release()
+        built = sorted(candidate.built)
+        context.log.info(
+            f"Published a new version of {self.path}: rebuilt {', '.join(built)}"
+            + (f"; kept from the previous version {', '.join(inherited)}" if inherited else "")
+        )
+
+    # --- reading -------------------------------------------------------------------------
+
+    def read_frame(self, table: str) -> pd.DataFrame:
+        """A table (schema.table) as a pandas DataFrame: the run's version when it built it,
+        else the published one."""
+        return self._reading().execute(f"select * from {table}").fetchdf()
+
+
+class WarehouseIOManager(dg.IOManager):
+    """Persists each asset as the table `<schema>.<name>` of its key, in the run's candidate.
+
+    An asset hands it a `Model` (the SELECT that builds the table); it writes the table and
+    records its row count, name and a preview. Loading an asset gives a pandas DataFrame of
+    the table (the run's version when this run built it, else the published one).
+    """
+
+    def __init__(self, store: Warehouse) -> None:
+        self.store = store
+
+    def handle_output(self, context: dg.OutputContext, obj: Model) -> None:
+        table = ".".join(context.asset_key.path)
+        candidate = self.store.candidate(context.run_id)
+        rows = candidate.create_table(table, obj.sql)
+        context.add_output_metadata(
+            {
+                "dagster/row_count": dg.MetadataValue.int(rows),
+                "dagster/table_name": table,
+                **self._preview(candidate.connection, table, rows, context.definition_metadata),
+                **(obj.describe(candidate.connection, table) if obj.describe else {}),
+            }
+        )
+
+    @staticmethod
+    def _preview(
+        conn: duckdb.DuckDBPyConnection, table: str, rows: int, metadata: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        columns = metadata.get("preview_columns") or ["*"]
+        cursor = conn.execute(f"select {', '.join(columns)} from {table} limit {PREVIEW_ROWS}")
+        names = [column[0] for column in cursor.description]
+        return {
+            "preview": dg.MetadataValue.md(
+                f"First {min(rows, PREVIEW_ROWS)} of {rows:,} rows; columns "
+                f"{', '.join(names)}.\n\n" + markdown_table(names, cursor.fetchall())
+            )
+        }
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        return self.store.read_frame(".".join(context.upstream_output.asset_key.path))
+
+
+@dg.io_manager(required_resource_keys={"warehouse"})
+def warehouse_io_manager(context: dg.InitResourceContext) -> WarehouseIOManager:
+    """The IO manager of every table asset: the `warehouse` resource's DuckDB file."""
+    return WarehouseIOManager(context.resources.warehouse)
+
+
+class RawExport(dg.ConfigurableResource):
+    """The shops' BikeStores export: a folder of CSV files, and how many bad rows it may hold."""
+
+    raw_dir: str = "data/raw"  # BIKE_RAW_DIR
+    max_rejected_share: str = "0.01"  # BIKE_MAX_REJECTED_SHARE: a file's quarantined share
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.raw_dir)
+
+    @property
+    def max_share(self) -> float:
+        return float(self.max_rejected_share)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if not self.folder.is_dir():
+            raise SettingError(
+                "BIKE_RAW_DIR", self.raw_dir, "a folder holding the export's CSV files"
+            )
+        try:
+            share = float(self.max_rejected_share)
+        except ValueError:
+            share = math.nan
+        if not (math.isfinite(share) and 0 <= share <= 1):
+            raise SettingError(
+                "BIKE_MAX_REJECTED_SHARE", self.max_rejected_share, "a share from 0 to 1"
+            )
+
+
+class PiiKey(dg.ConfigurableResource):
+    """The secret key of the email and phone hashes (BIKE_PII_KEY; never shown in the UI)."""
+
+    key: str = ""
+
+    def key_bytes(self, log: logging.Logger | dg.DagsterLogManager) -> bytes:
+        """The key; without one, the documented development key, with a warning."""
+        if not self.key:
+            log.warning(
+                "BIKE_PII_KEY is not set: emails and phones are hashed with the documented "
+                "development key, which is not secret (fine on sample data). Set BIKE_PII_KEY "
+                "in production, and keep it: changing it changes every hash."
+            )
+            return DEVELOPMENT_PII_KEY.encode()
+        return self.key.encode()
+
+
+class BusinessCalendar(dg.ConfigurableResource):
+    """The day a run describes (its as-of date) and the schedule's timezone.
+
+    as_of_date: the run config `resources.calendar.config.as_of_date` (the schedule sets it to
+    its tick's date), else BIKE_AS_OF_DATE, else today in BIKE_SCHEDULE_TIMEZONE
+    (docs/tables.md, "marts.customers_enriched").
+    """
+
+    timezone: str = "UTC"  # BIKE_SCHEDULE_TIMEZONE
+    as_of_date: str = ""  # BIKE_AS_OF_DATE or the run config, YYYY-MM-DD
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.as_of()
+
+    def as_of(self) -> date:
+        """The run's as-of date. Raises SettingError for a value that is not a real day."""
+        zone = parse_timezone("BIKE_SCHEDULE_TIMEZONE", self.timezone)
+        if self.as_of_date:
+            return parse_date("BIKE_AS_OF_DATE (or run config as_of_date)", self.as_of_date)
+        return datetime.now(zone).date()
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    """The resources, configured from the environment, and the run's executor: one process
+    runs a run's steps one after another (they share the run's candidate version)."""
+    return dg.Definitions(
+        resources={
+            "warehouse": Warehouse(
+                path=from_env("BIKE_DUCKDB_PATH", "data/warehouse.duckdb"),
+                memory_limit=from_env("BIKE_DUCKDB_MEMORY_LIMIT", "1GB"),
+                threads=from_env("BIKE_DUCKDB_THREADS", "2"),
+                lock_timeout_seconds=from_env("BIKE_LOCK_TIMEOUT_SECONDS", "30"),
+            ),
+            "io_manager": warehouse_io_manager,
+            "raw_export": RawExport(
+                raw_dir=from_env("BIKE_RAW_DIR", "data/raw"),
+                max_rejected_share=from_env("BIKE_MAX_REJECTED_SHARE", "0.01"),
+            ),
+            "pii_key": PiiKey(key=from_env("BIKE_PII_KEY", "")),
+            "calendar": BusinessCalendar(
+                timezone=from_env("BIKE_SCHEDULE_TIMEZONE", "UTC"),
+                as_of_date=from_env("BIKE_AS_OF_DATE", ""),
+            ),
+        },
+        executor=dg.in_process_executor,
+    )

@@ -1,0 +1,1 @@
+"""Tooling around the pipeline, outside the code location: sample data, benchmark, charts."""
