@@ -1,7 +1,9 @@
 """Shared test helpers: tiny hand-made exports, and running the jobs into a temporary DuckDB."""
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import dagster as dg
@@ -9,8 +11,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from bike_assets.definitions import build_definitions
-from bike_assets.settings import Settings
+from bike_assets.definitions import defs
+from bike_assets.defs.schedules import as_of_run_config
 
 HEADERS = {
     "customers.csv": "customer_id,first_name,last_name,phone,email,street,city,state,zip_code",
@@ -69,47 +71,76 @@ def write_export(folder: Path, files: dict[str, Sequence[str]]) -> Path:
 
 @dataclass
 class Pipeline:
-    """The code location pointed at a temporary warehouse and export."""
+    """The code location pointed at a temporary warehouse and export, through the BIKE_*
+    environment variables (as a user configures it)."""
 
-    settings: Settings
+    warehouse: Path
+    raw_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
 
-    def run(self, job: str = "daily_refresh", as_of: str = "2024-12-31", **kwargs):
-        definitions = build_definitions(self.settings)
-        config = (
-            {"ops": {"customers_enriched": {"config": {"as_of_date": as_of}}}}
-            if job == "daily_refresh"
-            else {}
-        )
-        return definitions.resolve_job_def(job).execute_in_process(
-            run_config=config, raise_on_error=False, **kwargs
-        )
+    @property
+    def environment(self) -> dict[str, str]:
+        return {
+            "BIKE_DUCKDB_PATH": str(self.warehouse),
+            "BIKE_RAW_DIR": str(self.raw_dir),
+            "BIKE_PII_KEY": "test-key",
+            "BIKE_LOCK_TIMEOUT_SECONDS": "2",
+            **self.env,
+        }
+
+    def definitions(self) -> dg.Definitions:
+        """The code location as loaded with this pipeline's environment."""
+        with environment(self.environment):
+            return defs()
+
+    def run(
+        self, job: str = "daily_refresh", as_of: str | None = "2024-12-31", **kwargs
+    ) -> dg.ExecuteInProcessResult:
+        """Execute a job in process (its run fails rather than raise)."""
+        config = as_of_run_config(as_of) if job == "daily_refresh" and as_of else {}
+        with environment(self.environment):
+            return (
+                defs()
+                .resolve_job_def(job)
+                .execute_in_process(run_config=config, raise_on_error=False, **kwargs)
+            )
 
     def with_raw_dir(self, raw_dir: Path) -> "Pipeline":
-        return Pipeline(replace(self.settings, raw_dir=str(raw_dir)))
+        return replace(self, raw_dir=raw_dir)
+
+    def with_env(self, **env: str) -> "Pipeline":
+        return replace(self, env={**self.env, **env})
 
     def table(self, name: str) -> pd.DataFrame:
-        with duckdb.connect(self.settings.duckdb_path, read_only=True) as conn:
+        with duckdb.connect(str(self.warehouse), read_only=True) as conn:
             return conn.execute(f"select * from {name}").fetchdf()
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        with duckdb.connect(self.settings.duckdb_path, read_only=True) as conn:
+        with duckdb.connect(str(self.warehouse), read_only=True) as conn:
             names = conn.execute(
                 "select table_schema || '.' || table_name from information_schema.tables order by 1"
             ).fetchall()
             return {name: conn.execute(f"select * from {name}").fetchdf() for (name,) in names}
 
 
+@contextmanager
+def environment(variables: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration (restored after)."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @pytest.fixture
 def tiny_pipeline(tmp_path: Path) -> Pipeline:
-    raw_dir = write_export(tmp_path / "raw", TINY_EXPORT)
-    return Pipeline(
-        Settings(
-            duckdb_path=str(tmp_path / "warehouse.duckdb"),
-            raw_dir=str(raw_dir),
-            pii_key="test-key",
-            lock_timeout_seconds=2,
-        )
-    )
+    return Pipeline(tmp_path / "warehouse.duckdb", write_export(tmp_path / "raw", TINY_EXPORT))
 
 
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
@@ -121,7 +152,7 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckE
 
 def query(pipeline: Pipeline, sql: str) -> list[dict[str, object]]:
     """Rows of a query on the pipeline's warehouse, with DuckDB's Python values (Decimal, date)."""
-    with duckdb.connect(pipeline.settings.duckdb_path, read_only=True) as conn:
+    with duckdb.connect(str(pipeline.warehouse), read_only=True) as conn:
         cursor = conn.execute(sql)
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
@@ -142,23 +173,15 @@ def sample_rows(metadata: dict[str, dg.MetadataValue]) -> list[dict[str, str]]:
 def published_tables(pipeline: Pipeline) -> dict[str, pd.DataFrame]:
     """Every published table, its rows in a fixed order (order by all columns).
 
-    The working tables that a killed run may leave behind (schema.__staged_*, __scratch_*)
-    are not published.
+    A reader sees only this file: a run's candidate version lives in a file of its own.
     """
-    with duckdb.connect(pipeline.settings.duckdb_path, read_only=True) as conn:
+    with duckdb.connect(str(pipeline.warehouse), read_only=True) as conn:
         names = conn.execute(
-            "select table_schema || '.' || table_name from information_schema.tables "
-            "where not starts_with(table_name, '__') order by 1"
+            "select table_schema || '.' || table_name from information_schema.tables order by 1"
         ).fetchall()
         return {
             name: conn.execute(f"select * from {name} order by all").fetchdf() for (name,) in names
         }
-
-
-def staged_tables(pipeline: Pipeline) -> list[str]:
-    """The working tables (schema.__staged_*, __scratch_*) in the warehouse: none should be
-    left behind by a run that failed."""
-    return sorted(name for name in pipeline.tables() if ".__" in name)
 
 
 def assert_tables_equal(actual: dict[str, pd.DataFrame], expected: dict[str, pd.DataFrame]) -> None:

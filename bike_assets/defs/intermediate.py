@@ -53,8 +53,14 @@ ORDERS_ENRICHED = Table(
             "once per order; 0.00 without lines.",
         ),
     ],
-    ["order_id", "customer_id", "order_date", "delivery_status", "total_items",
-     "total_order_net_price"],
+    [
+        "order_id",
+        "customer_id",
+        "order_date",
+        "delivery_status",
+        "total_items",
+        "total_order_net_price",
+    ],
     deps=[t.key for t in (STG_ORDERS, STG_ORDER_ITEMS, STG_STORES, STG_CUSTOMERS)],
 )
 

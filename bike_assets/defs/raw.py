@@ -5,7 +5,6 @@ import dagster as dg
 from bike_assets.lib.export import EXPORT
 from bike_assets.lib.specs import CONTRACT, OWNERS
 
-
 raw_files = [
     dg.AssetSpec(
         dg.AssetKey(["raw", spec.name.removesuffix(".csv")]),

@@ -66,7 +66,9 @@ def parse_timezone(variable: str, value: str) -> ZoneInfo:
     try:
         return ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise SettingError(variable, value, "an IANA timezone name such as UTC or Europe/Paris") from None
+        raise SettingError(
+            variable, value, "an IANA timezone name such as UTC or Europe/Paris"
+        ) from None
 
 
 class Warehouse(dg.ConfigurableResource):

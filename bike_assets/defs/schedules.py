@@ -8,7 +8,6 @@ from bike_assets.defs.jobs import daily_refresh
 from bike_assets.defs.resources import parse_timezone
 
 AS_OF_TAG = "bike/as_of_date"
-TIMEZONE = os.environ.get("BIKE_SCHEDULE_TIMEZONE") or "UTC"
 
 
 def as_of_run_config(as_of: str) -> dict:
@@ -16,17 +15,25 @@ def as_of_run_config(as_of: str) -> dict:
     return {"resources": {"calendar": {"config": {"as_of_date": as_of}}}}
 
 
-@dg.schedule(
-    job=daily_refresh,
-    cron_schedule="0 6 * * *",
-    execution_timezone=parse_timezone("BIKE_SCHEDULE_TIMEZONE", TIMEZONE).key,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description=f"Daily refresh at 06:00 ({TIMEZONE}, BIKE_SCHEDULE_TIMEZONE); each run is as "
-    "of its tick's date.",
-)
-def daily_refresh_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """One run a day, as of the tick's date in the schedule's timezone (its run key)."""
-    as_of = context.scheduled_execution_time.astimezone(
-        parse_timezone("BIKE_SCHEDULE_TIMEZONE", TIMEZONE)
-    ).date().isoformat()
-    return dg.RunRequest(run_key=as_of, run_config=as_of_run_config(as_of), tags={AS_OF_TAG: as_of})
+@dg.definitions
+def schedules() -> dg.Definitions:
+    """daily_refresh_schedule, at 06:00 in BIKE_SCHEDULE_TIMEZONE (default UTC), on from the
+    start. Raises SettingError when the variable is not an IANA timezone name."""
+    timezone = os.environ.get("BIKE_SCHEDULE_TIMEZONE") or "UTC"
+    zone = parse_timezone("BIKE_SCHEDULE_TIMEZONE", timezone)
+
+    @dg.schedule(
+        job=daily_refresh,
+        cron_schedule="0 6 * * *",
+        execution_timezone=zone.key,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Daily refresh at 06:00 ({zone.key}, BIKE_SCHEDULE_TIMEZONE); each run is "
+        "as of its tick's date in that timezone.",
+    )
+    def daily_refresh_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        as_of = context.scheduled_execution_time.astimezone(zone).date().isoformat()
+        return dg.RunRequest(
+            run_key=as_of, run_config=as_of_run_config(as_of), tags={AS_OF_TAG: as_of}
+        )
+
+    return dg.Definitions(schedules=[daily_refresh_schedule])

@@ -126,7 +126,9 @@ STAGING_CHECKS: dict[dg.AssetKey, list[checks.Check]] = {
             WARN,
         ),
     ],
-    REJECTED_ROWS.key: [checks.rule("no_rejected_rows", "The export had no row to quarantine", WARN)],
+    REJECTED_ROWS.key: [
+        checks.rule("no_rejected_rows", "The export had no row to quarantine", WARN)
+    ],
 }
 for table in STAGING_TABLES:
     STAGING_CHECKS[table.key].insert(0, checks.columns_match_contract(table))
@@ -136,7 +138,9 @@ for table in STAGING_TABLES:
     name="staging",
     outs={table.name: table.out for table in STAGING_TABLES},
     deps=raw_files,
-    check_specs=[check.spec(key) for key, key_checks in STAGING_CHECKS.items() for check in key_checks],
+    check_specs=[
+        check.spec(key) for key, key_checks in STAGING_CHECKS.items() for check in key_checks
+    ],
     can_subset=True,
     description="Reads the BikeStores export (BIKE_RAW_DIR), refuses structural faults, "
     "quarantines faulty rows and stages the clean ones.",
@@ -153,7 +157,9 @@ def staging(
     building = [table for table in STAGING_TABLES if table.key in context.selected_asset_keys]
     if building:
         conn = warehouse.connection(context)
-        rows_read = {spec.name: export.read(conn, raw_export.folder, spec) for spec in export.EXPORT}
+        rows_read = {
+            spec.name: export.read(conn, raw_export.folder, spec) for spec in export.EXPORT
+        }
         context.log.info(f"Read {raw_export.folder}: {rows_read}")
         quarantine(conn, raw_export.folder, rows_read)
         check_rejected_share(conn, rows_read, raw_export.max_share)

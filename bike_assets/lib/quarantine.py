@@ -10,7 +10,6 @@ from pathlib import Path
 import duckdb
 
 from bike_assets.lib.checks import unique_not_null
-from bike_assets.lib.sql import source
 from bike_assets.lib.export import (
     CUSTOMERS,
     EXPORT,
@@ -23,6 +22,7 @@ from bike_assets.lib.export import (
     record_lines,
     value_text,
 )
+from bike_assets.lib.sql import source
 
 # Each row of a working table with its row id there (the rows are in no particular order).
 _ROWS = "(select rowid as row, * from {table})"

@@ -1,4 +1,4 @@
-"""The marts: customers_enriched (the 360° customer profile) and region_segment_summary."""
+"""marts.customers_enriched: the 360° customer profile as of the run's as-of date."""
 
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -8,13 +8,13 @@ import duckdb
 
 from bike_assets.defs.intermediate import ORDERS_ENRICHED
 from bike_assets.defs.resources import BusinessCalendar, Warehouse
-from bike_assets.defs.staging import CENSUS_REGIONS, STG_CUSTOMERS
+from bike_assets.defs.staging import STG_CUSTOMERS
 from bike_assets.lib import checks
 from bike_assets.lib.checks import LAYERS_AGREE, audit, raise_on_errors
 from bike_assets.lib.specs import Table
 from bike_assets.lib.sql import date_literal, render
 from bike_assets.lib.warehouse import Model
-from bike_assets.tools.charts import region_tier_chart, segment_mix_chart
+from bike_assets.tools.charts import segment_mix_chart
 
 CUSTOMER_SEGMENTS = ("VIP", "Loyal", "Regular", "New")
 LTV_SEGMENTS = ("Platinum", "Gold", "Silver", "Bronze")
@@ -47,27 +47,17 @@ CUSTOMERS_ENRICHED = Table(
         ("ltv_segment", "VARCHAR", "Platinum, Gold, Silver or Bronze; null without orders."),
         ("as_of_date", "DATE", "The logical date of the run: orders after it are left out."),
     ],
-    ["customer_id", "region", "customer_segment", "ltv_segment", "total_orders", "total_spent",
-     "avg_order_value", "last_order_date"],
-    deps=[STG_CUSTOMERS.key, ORDERS_ENRICHED.key],
-)
-
-REGION_SEGMENT_SUMMARY = Table(
-    "marts",
-    "region_segment_summary",
-    "Customer metrics by region and lifetime-value tier (customer_segment here is the tier: "
-    "Platinum, Gold, Silver, Bronze), over the customers with at least one order: how many "
-    "customers, their average LTV and average orders. Ordered by region, then avg_ltv "
-    "(highest first).",
     [
-        ("region", "VARCHAR", "US Census region, or Unknown."),
-        ("customer_segment", "VARCHAR", "LTV tier: Platinum, Gold, Silver or Bronze."),
-        ("num_customers", "BIGINT", "Distinct customers in the region and tier."),
-        ("avg_ltv", "DECIMAL(18,2)", "Average total_spent, half-up to cents."),
-        ("avg_orders", "DECIMAL(18,2)", "Average total_orders, half-up to 2 decimals."),
+        "customer_id",
+        "region",
+        "customer_segment",
+        "ltv_segment",
+        "total_orders",
+        "total_spent",
+        "avg_order_value",
+        "last_order_date",
     ],
-    ["region", "customer_segment", "num_customers", "avg_ltv", "avg_orders"],
-    deps=[CUSTOMERS_ENRICHED.key],
+    deps=[STG_CUSTOMERS.key, ORDERS_ENRICHED.key],
 )
 
 CUSTOMERS_ENRICHED_CHECKS = {
@@ -93,18 +83,6 @@ CUSTOMERS_ENRICHED_CHECKS = {
     ]
 }
 
-REGION_SEGMENT_SUMMARY_CHECKS = {
-    REGION_SEGMENT_SUMMARY.key: [
-        checks.columns_match_contract(REGION_SEGMENT_SUMMARY),
-        checks.accepted_values("customer_segment", LTV_SEGMENTS),
-        checks.unique_not_null("region", "customer_segment"),
-        checks.rule(
-            "customers_add_up", "num_customers adds up to the customers with at least one order"
-        ),
-        checks.not_negative("avg_ltv"),
-    ]
-}
-
 
 def _counts(conn: duckdb.DuckDBPyConnection, sql: str) -> dict[str, int]:
     return {label if label is not None else "none": n for label, n in conn.execute(sql).fetchall()}
@@ -117,16 +95,6 @@ def _segment_charts(conn: duckdb.DuckDBPyConnection, table: str) -> Mapping[str,
     return {
         "segment_mix": segment_mix_chart("Customers per segment", segments, CUSTOMER_SEGMENTS),
         "ltv_mix": segment_mix_chart("Customers per LTV tier", tiers, (*LTV_SEGMENTS, "none")),
-    }
-
-
-def _region_tier_chart(conn: duckdb.DuckDBPyConnection, table: str) -> Mapping[str, Any]:
-    """Customers per region and LTV tier, as a chart for the asset page."""
-    cells = conn.execute(f"select region, customer_segment, num_customers from {table}").fetchall()
-    return {
-        "region_tier_grid": region_tier_chart(
-            "Customers per region and LTV tier", cells, CENSUS_REGIONS, LTV_SEGMENTS
-        )
     }
 
 
@@ -153,26 +121,6 @@ def customers_enriched(
             output_name=CUSTOMERS_ENRICHED.name,
         )
     results = audit(context, warehouse.query, CUSTOMERS_ENRICHED_CHECKS)
-    yield from results
-    raise_on_errors(results)
-    warehouse.finish_step(context)
-
-
-@dg.multi_asset(
-    name="region_segment_summary",
-    outs={REGION_SEGMENT_SUMMARY.name: REGION_SEGMENT_SUMMARY.out},
-    deps=REGION_SEGMENT_SUMMARY.deps,
-    check_specs=[c.spec(key) for key, cs in REGION_SEGMENT_SUMMARY_CHECKS.items() for c in cs],
-    can_subset=True,
-)
-def region_segment_summary(context: dg.AssetExecutionContext, warehouse: Warehouse) -> Iterator[Any]:
-    """Build marts.region_segment_summary (docs/tables.md, "marts.region_segment_summary")."""
-    if REGION_SEGMENT_SUMMARY.key in context.selected_asset_keys:
-        yield dg.Output(
-            Model(render("marts/region_segment_summary"), describe=_region_tier_chart),
-            output_name=REGION_SEGMENT_SUMMARY.name,
-        )
-    results = audit(context, warehouse.query, REGION_SEGMENT_SUMMARY_CHECKS)
     yield from results
     raise_on_errors(results)
     warehouse.finish_step(context)
