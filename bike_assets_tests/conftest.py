@@ -13,6 +13,8 @@ import pytest
 
 from bike_assets.definitions import defs
 from bike_assets.defs.schedules import as_of_run_config
+from bike_assets.lib.checks import Check
+from bike_assets.lib.warehouse import query_rows
 
 HEADERS = {
     "customers.csv": "customer_id,first_name,last_name,phone,email,street,city,state,zip_code",
@@ -51,6 +53,7 @@ TINY_EXPORT = {
 # Every table a run publishes, typed by hand from the spec (schema.table, sorted).
 PUBLISHED_TABLES = [
     "intermediate.orders_enriched",
+    "marts.customer_segment_history",
     "marts.customers_enriched",
     "marts.region_segment_summary",
     "staging.rejected_rows",
@@ -156,6 +159,13 @@ def query(pipeline: Pipeline, sql: str) -> list[dict[str, object]]:
         cursor = conn.execute(sql)
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def evaluate_check(
+    check: Check, conn: duckdb.DuckDBPyConnection, asset_key: dg.AssetKey, this: str
+) -> dg.AssetCheckResult:
+    """Run a check on table `this` (schema.table) of a DuckDB connection, as a run does."""
+    return check.evaluate(lambda sql, limit: query_rows(conn, sql, limit), asset_key, this)
 
 
 def sample_rows(metadata: dict[str, dg.MetadataValue]) -> list[dict[str, str]]:

@@ -23,11 +23,18 @@ from pydantic import PrivateAttr
 
 from bike_assets.lib import warehouse
 from bike_assets.lib.checks import markdown_table
-from bike_assets.lib.warehouse import Candidate, Model, RunLock, WarehouseError
+from bike_assets.lib.warehouse import (
+    READS_PUBLISHED,
+    Candidate,
+    Model,
+    RunLock,
+    WarehouseError,
+)
 
 # The documented development key: hashes made with it are stable but not secret.
 DEVELOPMENT_PII_KEY = "local-bike-development-key-not-secret"
 PREVIEW_ROWS = 10
+AS_OF_CONFIG_KEY = "run config resources.calendar.config.as_of_date"
 
 
 def from_env(variable: str, default: str) -> Any:
@@ -122,6 +129,9 @@ class Warehouse(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self.validate()
+        run = context.run
+        if run is not None and READS_PUBLISHED.items() <= run.tags.items():
+            self._reading()  # fails once, before any step, when nothing is published yet
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         """End of the run: an unpublished candidate is removed, the run's lock released."""
@@ -158,7 +168,7 @@ class Warehouse(dg.ConfigurableResource):
 
     def connection(self, context: dg.AssetExecutionContext) -> duckdb.DuckDBPyConnection:
         """A connection to the run's candidate, for an asset that builds tables."""
-        return self.candidate(context.run_id).connection
+        return self.candidate(context.run.run_id).connection
 
     def query(self, sql: str, limit: int) -> tuple[list[str], list[tuple[Any, ...]], int]:
         """(columns, first rows, row count) of a query: on the run's candidate when the run
@@ -326,7 +336,9 @@ class BusinessCalendar(dg.ConfigurableResource):
         """The run's as-of date. Raises SettingError for a value that is not a real day."""
         zone = parse_timezone("BIKE_SCHEDULE_TIMEZONE", self.timezone)
         if self.as_of_date:
-            return parse_date("BIKE_AS_OF_DATE (or run config as_of_date)", self.as_of_date)
+            from_variable = os.environ.get("BIKE_AS_OF_DATE") == self.as_of_date
+            source = "BIKE_AS_OF_DATE" if from_variable else AS_OF_CONFIG_KEY
+            return parse_date(source, self.as_of_date)
         return datetime.now(zone).date()
 
 

@@ -31,6 +31,11 @@ from bike_assets.lib.checks import LAYERS_AGREE
 from bike_assets.lib.sql import WORK_SCHEMA
 
 
+# The tag of a job that only reads the published version (the audit job): its run fails at
+# once, with one message, when nothing has been published yet.
+READS_PUBLISHED = {"bike/reads": "published"}
+
+
 class WarehouseError(dg.Failure):
     """The warehouse file (BIKE_DUCKDB_PATH) cannot be read, written or published."""
 
