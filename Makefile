@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 BIN := .venv/bin
 # Run history, schedules and the run queue live here (dagster_home/dagster.yaml is tracked).
-export DAGSTER_HOME := $(CURDIR)/dagster_home
+export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
 .PHONY: setup run audit test lint ui
 
@@ -15,16 +15,16 @@ setup: .venv/installed
 	touch $@
 
 run: setup  ## materialize every asset, with its checks, on $BIKE_RAW_DIR (default data/raw)
-	$(BIN)/dagster job execute -m bike_assets.definitions -j daily_refresh
+	$(BIN)/dg launch --job daily_refresh
 
 audit: setup  ## run every asset check against the published tables
-	$(BIN)/dagster job execute -m bike_assets.definitions -j audit_job
+	$(BIN)/dg launch --job audit_job
 
 test: setup  ## the test suite
 	$(BIN)/pytest
 
-lint: setup  ## ruff lint and format check
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+lint: setup  ## ruff lint and format check, and the definitions load (dg check defs)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/dg check defs
 
 ui: setup  ## the Dagster UI on http://localhost:3000, with the daemon (schedule, run queue)
-	$(BIN)/dagster dev
+	exec $(BIN)/dg dev
