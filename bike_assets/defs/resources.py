@@ -10,7 +10,8 @@ import logging
 import math
 import os
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,8 @@ class Warehouse(dg.ConfigurableResource):
     _lock: RunLock | None = PrivateAttr(default=None)
     _reader: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
     _finished_steps: set[str] = PrivateAttr(default_factory=set)
+    _results: list[dg.AssetCheckResult] = PrivateAttr(default_factory=list)
+    _started: float = PrivateAttr(default_factory=time.monotonic)
 
     # --- settings ---------------------------------------------------------------------------
 
@@ -182,39 +185,67 @@ class Warehouse(dg.ConfigurableResource):
             self._reader = warehouse.connect_published(self.published_path, self.connection_config)
         return self._reader
 
-    def finish_step(self, context: dg.AssetExecutionContext) -> None:
-        """Record that this step passed its checks; after the run's last step, publish.
+    def finish_step(
+        self, context: dg.AssetExecutionContext, results: Sequence[dg.AssetCheckResult] = ()
+    ) -> None:
+        """Record that this step passed its checks (`results`); after the run's last step,
+        publish the run's version (if it built one) and log the run's summary.
 
         The run's steps are its `step_keys_to_execute` (or, when it names none, every op of
         its job). Raises WarehouseError when the layers disagree or the file cannot be
         replaced: then nothing is published.
         """
         self._finished_steps.add(str(context.op_execution_context.op_handle))
+        self._results.extend(results)
+        for result in results:
+            if not result.passed:  # WARN: ERROR checks failed the step before
+                context.log.warning(
+                    f"WARN check {result.asset_key.to_user_string()} / {result.check_name} "
+                    f"failed: {result.metadata['failing_rows'].value} row(s)"
+                )
         planned = context.run.step_keys_to_execute or [n.name for n in context.job_def.nodes]
-        if self._candidate is None or not set(planned) <= self._finished_steps:
+        if not set(planned) <= self._finished_steps:
             return
-        candidate = self._candidate
-        inherited = candidate.inherited()
-        disagree = warehouse.layers_disagree(candidate.connection)
-        if disagree:
-            raise WarehouseError(
-                "Nothing was published: the layers of the new version disagree "
-                "(docs/tables.md, 'Layers agree'):\n" + "\n".join(disagree)
-            )
-        try:
-            candidate.publish()
-        except (duckdb.Error, OSError) as error:
-            raise WarehouseError(
-                f"Nothing was published: replacing BIKE_DUCKDB_PATH={self.path} failed: "
-                f"{warehouse.describe(error)}"
-            ) from error
-        self._candidate = None
-        self._lock.release()
-        built = sorted(candidate.built)
-        context.log.info(
-            f"Published a new version of {self.path}: rebuilt {', '.join(built)}"
-            + (f"; kept from the previous version {', '.join(inherited)}" if inherited else "")
-        )
+        candidate, published = self._candidate, []
+        if candidate is not None:
+            inherited = candidate.inherited()
+            disagree = warehouse.layers_disagree(candidate.connection)
+            if disagree:
+                raise WarehouseError(
+                    "Nothing was published: the layers of the new version disagree "
+                    "(docs/tables.md, 'Layers agree'):\n" + "\n".join(disagree)
+                )
+            try:
+                candidate.publish()
+            except (duckdb.Error, OSError) as error:
+                raise WarehouseError(
+                    f"Nothing was published: replacing BIKE_DUCKDB_PATH={self.path} failed: "
+                    f"{warehouse.describe(error)}"
+                ) from error
+            self._candidate = None
+            self._lock.release()
+            published = [
+                f"{table} ({rows:,} rows)" for table, rows in sorted(candidate.built.items())
+            ]
+            if inherited:
+                published.append(f"kept from the previous version: {', '.join(inherited)}")
+        context.log.info(self._summary(published))
+
+    def _summary(self, published: Sequence[str]) -> str:
+        passed = sum(result.passed for result in self._results)
+        warned = [r for r in self._results if not r.passed]
+        lines = [
+            f"Published {self.path}:" if published else f"Audited {self.path} (read-only):",
+            *(f"  {line}" for line in published),
+            f"  checks: {passed} passed, {len(warned)} failed (WARN)",
+            *(
+                f"    {r.asset_key.to_user_string()} / {r.check_name}: "
+                f"{r.metadata['failing_rows'].value} row(s)"
+                for r in warned
+            ),
+            f"  in {time.monotonic() - self._started:.1f} s",
+        ]
+        return "\n".join(lines)
 
     # --- reading -------------------------------------------------------------------------
 

@@ -30,7 +30,6 @@ import duckdb
 from bike_assets.lib.checks import LAYERS_AGREE
 from bike_assets.lib.sql import WORK_SCHEMA
 
-
 # The tag of a job that only reads the published version (the audit job): its run fails at
 # once, with one message, when nothing has been published yet.
 READS_PUBLISHED = {"bike/reads": "published"}
@@ -116,7 +115,7 @@ class Candidate:
     published: Path
     config: Mapping[str, str]
     connection: duckdb.DuckDBPyConnection = field(init=False)
-    built: set[str] = field(default_factory=set)  # schema.table rebuilt by this run
+    built: dict[str, int] = field(default_factory=dict)  # schema.table rebuilt -> its rows
 
     @property
     def path(self) -> Path:
@@ -146,8 +145,8 @@ class Candidate:
         conn.execute(f"create schema if not exists {schema}")
         conn.execute(f"drop view if exists {table}")
         conn.execute(f"create or replace table {table} as {select}")
-        self.built.add(table)
         (rows,) = conn.execute(f"select count(*) from {table}").fetchone()
+        self.built[table] = rows
         return rows
 
     def inherited(self) -> list[str]:

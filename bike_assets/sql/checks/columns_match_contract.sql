@@ -1,8 +1,11 @@
 -- Contract: the table has exactly its declared columns, with their declared types.
+-- Only the checked database's table: a run's new version has the published one attached,
+-- whose table of the same name may still have an older contract's columns.
 with actual as (
     select column_name, data_type
     from information_schema.columns
-    where table_schema = '{{ schema }}' and table_name = '{{ table }}'
+    where table_catalog = current_database()
+        and table_schema = '{{ schema }}' and table_name = '{{ table }}'
 ),
 
 expected (column_name, data_type) as (

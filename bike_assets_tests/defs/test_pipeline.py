@@ -2,24 +2,26 @@
 
 import hashlib
 import hmac
+import re
 from collections import defaultdict
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
-from bike_assets import cli
-from bike_assets.generate import generate_export
-from bike_assets.rules import REFERENCE_DIR
-from bike_assets.settings import Settings
-from bike_assets_tests.conftest import Pipeline, check_results, query
+from bike_assets.lib.reference import REFERENCE_DIR
+from bike_assets.tools import cli
+from bike_assets.tools.generate import generate_export
+from bike_assets_tests.conftest import PUBLISHED_TABLES, Pipeline, check_results, query
 
 AS_OF = date(2025, 6, 30)  # the generated orders run to 2025-12-31: later ones are left out
 KEY = "pipeline-test-key"
 CENT = Decimal("0.01")
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "raw"
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_DIR = ROOT / "data" / "raw"
 
 # The columns of tables.md, in its order, typed from the spec.
 SPEC_COLUMNS = {
@@ -40,6 +42,10 @@ SPEC_COLUMNS = {
     ],
     "marts.region_segment_summary": [
         "region", "customer_segment", "num_customers", "avg_ltv", "avg_orders",
+    ],
+    "marts.customer_segment_history": [
+        "customer_id", "customer_segment", "ltv_segment", "valid_from", "valid_to",
+        "total_orders", "total_spent", "as_of_date",
     ],
 }  # fmt: skip
 
@@ -164,14 +170,7 @@ def independent_marts(raw_dir: Path, as_of: date) -> tuple[dict[int, dict], list
 def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pipeline, object]:
     folder = tmp_path_factory.mktemp("generated")
     generate_export(folder / "raw", customers=300, seed=3)
-    pipeline = Pipeline(
-        Settings(
-            duckdb_path=str(folder / "warehouse.duckdb"),
-            raw_dir=str(folder / "raw"),
-            pii_key=KEY,
-            lock_timeout_seconds=2,
-        )
-    )
+    pipeline = Pipeline(folder / "warehouse.duckdb", folder / "raw", {"BIKE_PII_KEY": KEY})
     return pipeline, pipeline.run(as_of=AS_OF.isoformat())
 
 
@@ -199,7 +198,7 @@ def test_spec_tables_have_the_spec_columns_in_order(generated) -> None:
 
 def test_marts_match_an_independent_computation(generated) -> None:
     pipeline, _ = generated
-    customers, summary, order_net = independent_marts(Path(pipeline.settings.raw_dir), AS_OF)
+    customers, summary, order_net = independent_marts(pipeline.raw_dir, AS_OF)
 
     rows = query(pipeline, "select * from marts.customers_enriched order by customer_id")
     assert len(rows) == len(customers) == 300
@@ -222,14 +221,7 @@ def test_marts_match_an_independent_computation(generated) -> None:
 
 
 def test_bundled_sample_materializes_with_every_segment(tmp_path: Path) -> None:
-    pipeline = Pipeline(
-        Settings(
-            duckdb_path=str(tmp_path / "warehouse.duckdb"),
-            raw_dir=str(SAMPLE_DIR),
-            pii_key=KEY,
-            lock_timeout_seconds=2,
-        )
-    )
+    pipeline = Pipeline(tmp_path / "warehouse.duckdb", SAMPLE_DIR, {"BIKE_PII_KEY": KEY})
     result = pipeline.run(as_of="2025-12-31")
     assert result.success
     assert [name for name, e in check_results(result).items() if not e.passed] == []
@@ -277,3 +269,65 @@ def test_cli_generate_default_seed_and_required_arguments(tmp_path: Path) -> Non
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["generate", "--out", str(tmp_path / "missing")])
     assert exit_info.value.code == 2
+
+
+# --- The code location as the UI shows it -----------------------------------------------------
+
+
+def test_asset_keys_are_raw_files_and_schema_table(tiny_pipeline: Pipeline) -> None:
+    defs = tiny_pipeline.definitions()
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    raw = {"raw/customers", "raw/orders", "raw/order_items", "raw/stores"}
+    tables = {name.replace(".", "/") for name in PUBLISHED_TABLES}
+    assert keys == raw | tables
+    for spec in defs.resolve_all_asset_specs():
+        schema = spec.key.path[0]
+        assert len(spec.key.path) == 2 and spec.group_name == schema, spec.key
+        if schema != "raw":
+            assert spec.metadata["dagster/table_name"] == ".".join(spec.key.path)
+
+
+# `import dagster._core...`, `from dagster._utils import ...`, `module: dagster._core...`
+PRIVATE_DAGSTER = re.compile(r"\bdagster\._")
+
+
+def test_nothing_uses_dagster_private_modules() -> None:
+    files = [
+        path
+        for path in sorted((ROOT / "bike_assets").rglob("*"))
+        if path.suffix in {".py", ".yaml", ".yml", ".toml", ".sql"}
+    ]
+    files.append(ROOT / "dagster_home" / "dagster.yaml")
+    assert len(files) > 20
+    uses = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in files
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if PRIVATE_DAGSTER.search(line)
+    ]
+    assert uses == []
+
+
+# --- A published version of an older contract --------------------------------------------------
+
+
+def test_a_run_replaces_tables_published_under_an_older_contract(tiny_pipeline: Pipeline) -> None:
+    # The previous release published stg_customers with a column the contract no longer has
+    # and customers_enriched.total_orders as INTEGER: the new version is checked, not those.
+    assert tiny_pipeline.run().success
+    with duckdb.connect(str(tiny_pipeline.warehouse)) as conn:
+        conn.execute("alter table staging.stg_customers add column email varchar")
+        conn.execute("alter table marts.customers_enriched alter total_orders type integer")
+    result = tiny_pipeline.run()
+    failed = [name for name, e in check_results(result).items() if not e.passed]
+    assert result.success, failed
+    assert failed == []
+    columns = query(
+        tiny_pipeline,
+        "select table_name, column_name, data_type from information_schema.columns "
+        "where (table_name = 'stg_customers' and column_name = 'email') "
+        "or (table_name = 'customers_enriched' and column_name = 'total_orders')",
+    )
+    assert columns == [
+        {"table_name": "customers_enriched", "column_name": "total_orders", "data_type": "BIGINT"}
+    ]

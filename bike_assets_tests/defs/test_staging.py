@@ -3,11 +3,11 @@
 import hashlib
 import hmac
 from datetime import date
-from pathlib import Path
+from decimal import Decimal
 
+import dagster as dg
 import pytest
 
-from bike_assets.settings import Settings
 from bike_assets_tests.conftest import HEADERS, PUBLISHED_TABLES, Pipeline, check_results, query
 
 KEY = "staging-test-key"
@@ -40,6 +40,11 @@ ROWS = {
         "1,1,10,1,599.99,0.20",
         "2,1,11,2,100.00,0.05",
         "3,1,12,1,50.00,0",
+        # Contract: a return (quantity <= 0) is kept in staging, not quarantined; a discount
+        # of 1 is a free item, allowed.
+        "3,2,13,-1,50.00,0",
+        "3,3,14,0,20.00,0",
+        "3,4,15,2,35.00,1",
     ],
 }
 RAW_EMAILS = [
@@ -64,20 +69,17 @@ def hmac_hex(value: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def staged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pipeline, object]:
+def staged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pipeline, dg.ExecuteInProcessResult]:
     folder = tmp_path_factory.mktemp("staging")
     raw_dir = folder / "raw"
     raw_dir.mkdir()
     for name, rows in ROWS.items():
         (raw_dir / name).write_bytes(BOM + "\r\n".join([HEADERS[name], *rows, ""]).encode())
     pipeline = Pipeline(
-        Settings(
-            duckdb_path=str(folder / "warehouse.duckdb"),
-            raw_dir=str(raw_dir),
-            pii_key=KEY,
-            max_rejected_share=0.5,  # 2 of the 7 customer rows are quarantined on purpose
-            lock_timeout_seconds=2,
-        )
+        folder / "warehouse.duckdb",
+        raw_dir,
+        # 2 of the 7 customer rows are quarantined on purpose
+        {"BIKE_PII_KEY": KEY, "BIKE_MAX_REJECTED_SHARE": "0.5"},
     )
     result = pipeline.run(as_of="2024-12-31")
     assert result.success
@@ -89,9 +91,9 @@ def customers(pipeline: Pipeline) -> dict[int, dict[str, object]]:
     return {row["customer_id"]: row for row in rows}
 
 
-def test_bom_crlf_null_and_empty_fields_are_read(staged: tuple[Pipeline, object]) -> None:
+def test_bom_crlf_null_and_empty_fields_are_read(staged) -> None:
     pipeline, _ = staged
-    raw = (Path(pipeline.settings.raw_dir) / "customers.csv").read_bytes()
+    raw = (pipeline.raw_dir / "customers.csv").read_bytes()
     assert raw.startswith(BOM + b"customer_id,") and raw.count(b"\r\n") == 8  # header + 7 rows
     # The BOM is not part of the first column's name (else customer_id would be missing),
     # and CR is not part of the last column's values.
@@ -112,11 +114,47 @@ def test_bom_crlf_null_and_empty_fields_are_read(staged: tuple[Pipeline, object]
         pipeline, "select order_id, delivery_status from intermediate.orders_enriched order by 1"
     )
     assert [row["delivery_status"] for row in statuses] == ["On Time", "Pending", "Pending"]
-    discounts = query(pipeline, "select discount from staging.stg_order_items order by order_id")
+    discounts = query(
+        pipeline,
+        "select discount from staging.stg_order_items where item_id = 1 order by order_id",
+    )
     assert [str(row["discount"]) for row in discounts] == ["0.200000", "0.050000", "0.000000"]
 
 
-def test_names_and_streets_are_trimmed(staged: tuple[Pipeline, object]) -> None:
+def test_returns_and_free_items_are_staged_not_quarantined(staged) -> None:
+    # Contract (changed): lines with quantity <= 0 are kept in staging and ignored by
+    # orders_enriched, never quarantined; discount 1 (a free item) is allowed.
+    pipeline, result = staged
+    lines = query(
+        pipeline,
+        "select item_id, quantity, list_price, discount from staging.stg_order_items "
+        "where order_id = 3 order by item_id",
+    )
+    assert [tuple(row.values()) for row in lines] == [
+        (1, 1, Decimal("50.00"), Decimal("0")),
+        (2, -1, Decimal("50.00"), Decimal("0")),
+        (3, 0, Decimal("20.00"), Decimal("0")),
+        (4, 2, Decimal("35.00"), Decimal("1")),
+    ]
+    # Order 3: 50.00 + 2 free units (0.00); 1 + 2 = 3 units of products 12 and 15.
+    (order,) = query(
+        pipeline,
+        "select total_items, unique_products, total_order_net_price "
+        "from intermediate.orders_enriched where order_id = 3",
+    )
+    assert order == {
+        "total_items": 3,
+        "unique_products": 2,
+        "total_order_net_price": Decimal("50.00"),
+    }
+    evaluations = check_results(result)
+    not_counted = evaluations["stg_order_items/lines_not_counted"]
+    assert not not_counted.passed  # WARN: the 2 lines not counted
+    assert not_counted.metadata["failing_rows"].value == 2
+    assert evaluations["stg_order_items/no_negative_amounts"].passed
+
+
+def test_names_and_streets_are_trimmed(staged) -> None:
     pipeline, _ = staged
     debra = customers(pipeline)[1]
     assert (debra["first_name"], debra["last_name"]) == ("Debra", "Burks")
@@ -128,9 +166,7 @@ def test_names_and_streets_are_trimmed(staged: tuple[Pipeline, object]) -> None:
     ]
 
 
-def test_zip_codes_keep_leading_zeros_and_states_are_upper_case(
-    staged: tuple[Pipeline, object],
-) -> None:
+def test_zip_codes_keep_leading_zeros_and_states_are_upper_case(staged) -> None:
     pipeline, _ = staged
     by_id = customers(pipeline)
     assert [by_id[i]["state"] for i in (1, 2, 3, 4, 5)] == ["NY", "CA", "TX", "IL", "ZZ"]
@@ -139,7 +175,7 @@ def test_zip_codes_keep_leading_zeros_and_states_are_upper_case(
     assert stores == [{"state": "NY", "zip_code": "01432"}]
 
 
-def test_region_and_gender(staged: tuple[Pipeline, object]) -> None:
+def test_region_and_gender(staged) -> None:
     pipeline, result = staged
     by_id = customers(pipeline)
     assert {i: (c["region"], c["gender"]) for i, c in by_id.items()} == {
@@ -150,10 +186,12 @@ def test_region_and_gender(staged: tuple[Pipeline, object]) -> None:
         5: ("Unknown", "female"),  # ZZ is no US state, Mary
     }
     # An unknown state is reported (WARN), not blocking.
-    assert not check_results(result)["stg_customers/regions_are_known"].passed
+    regions = check_results(result)["stg_customers/regions_are_known"]
+    assert not regions.passed
+    assert regions.severity == dg.AssetCheckSeverity.WARN
 
 
-def test_email_and_phone_are_keyed_hashes(staged: tuple[Pipeline, object]) -> None:
+def test_email_and_phone_are_keyed_hashes(staged) -> None:
     pipeline, _ = staged
     by_id = customers(pipeline)
     assert {i: (c["email_hash"], c["phone_hash"]) for i, c in by_id.items()} == {
@@ -169,16 +207,20 @@ def test_email_and_phone_are_keyed_hashes(staged: tuple[Pipeline, object]) -> No
     }
 
 
-def test_conflicting_duplicates_are_quarantined(staged: tuple[Pipeline, object]) -> None:
+def test_conflicting_duplicates_are_quarantined(staged) -> None:
     pipeline, _ = staged
-    # Header is line 1, so customer 6's rows are lines 7 and 8.
-    assert query(pipeline, "select file, line, key, column_name from staging.rejected_rows") == [
+    # Header is line 1, so customer 6's rows are lines 7 and 8; nothing else is quarantined
+    # (not the returns nor the free item).
+    rejected = query(
+        pipeline, "select file, line, key, column_name from staging.rejected_rows order by line"
+    )
+    assert rejected == [
         {"file": "customers.csv", "line": 7, "key": "customer_id=6", "column_name": "customer_id"},
         {"file": "customers.csv", "line": 8, "key": "customer_id=6", "column_name": "customer_id"},
     ]
 
 
-def test_no_table_holds_an_email_or_phone_in_clear(staged: tuple[Pipeline, object]) -> None:
+def test_no_table_holds_an_email_or_phone_in_clear(staged) -> None:
     pipeline, result = staged
     tables = pipeline.tables()
     assert sorted(tables) == PUBLISHED_TABLES

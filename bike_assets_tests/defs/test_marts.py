@@ -5,15 +5,15 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import dagster as dg
 import pytest
 
-from bike_assets.definitions import build_definitions
-from bike_assets.resources import BusinessCalendar
-from bike_assets.settings import Settings
+from bike_assets.defs.resources import BusinessCalendar, SettingError
 from bike_assets_tests.conftest import (
     TINY_EXPORT,
     Pipeline,
     check_results,
+    environment,
     query,
     write_export,
 )
@@ -168,18 +168,11 @@ def export_files(up_to: str | None = None) -> dict[str, list[str]]:
 
 
 def make_pipeline(folder: Path, files: dict[str, list[str]]) -> Pipeline:
-    return Pipeline(
-        Settings(
-            duckdb_path=str(folder / "warehouse.duckdb"),
-            raw_dir=str(write_export(folder / "raw", files)),
-            pii_key="test-key",
-            lock_timeout_seconds=2,
-        )
-    )
+    return Pipeline(folder / "warehouse.duckdb", write_export(folder / "raw", files))
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pipeline, object]:
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pipeline, dg.ExecuteInProcessResult]:
     pipeline = make_pipeline(tmp_path_factory.mktemp("marts"), export_files())
     return pipeline, pipeline.run(as_of=AS_OF)
 
@@ -206,12 +199,21 @@ def summary_rows(pipeline: Pipeline) -> list[tuple]:
     return [tuple(row.values()) for row in query(pipeline, "from marts.region_segment_summary")]
 
 
-def test_run_succeeds_and_only_warns_on_the_order_without_lines(run) -> None:
+def test_run_succeeds_and_only_warns_on_the_suspicious_rows(run) -> None:
     _, result = run
     assert result.success
-    failed = sorted(name for name, e in check_results(result).items() if not e.passed)
-    # Order 102 has no line and customer 15's state ZZ has no census region: WARN only.
-    assert failed == ["orders_enriched/orders_have_lines", "stg_customers/regions_are_known"]
+    evaluations = check_results(result)
+    failed = sorted(name for name, e in evaluations.items() if not e.passed)
+    # Order 102 has no line, order 103's line 2 has quantity 0 (not counted) and customer 15's
+    # state ZZ has no census region: WARN only.
+    assert failed == [
+        "orders_enriched/orders_have_lines",
+        "stg_customers/regions_are_known",
+        "stg_order_items/lines_not_counted",
+    ]
+    assert {evaluations[name].severity for name in failed} == {dg.AssetCheckSeverity.WARN}
+    assert evaluations["orders_enriched/orders_have_lines"].metadata["failing_rows"].value == 1
+    assert evaluations["stg_order_items/lines_not_counted"].metadata["failing_rows"].value == 1
 
 
 def test_orders_enriched_totals(run) -> None:
@@ -304,18 +306,9 @@ def test_earlier_as_of_date_equals_a_run_on_that_day_export(
         assert query(that_day, f"from {table}") == query(early, f"from {table}")
 
 
-def test_as_of_date_falls_back_to_bike_as_of_date(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    raw_dir = write_export(tmp_path / "raw", export_files())
-    monkeypatch.setenv("BIKE_AS_OF_DATE", EARLY_AS_OF)
-    monkeypatch.setenv("BIKE_RAW_DIR", str(raw_dir))
-    monkeypatch.setenv("BIKE_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
-    monkeypatch.setenv("BIKE_PII_KEY", "test-key")
-    settings = Settings.from_env()
-    job = build_definitions(settings).resolve_job_def("daily_refresh")
-    assert job.execute_in_process(raise_on_error=False).success  # no run config
-    pipeline = Pipeline(settings)
+def test_as_of_date_falls_back_to_bike_as_of_date(tmp_path: Path) -> None:
+    pipeline = make_pipeline(tmp_path, export_files()).with_env(BIKE_AS_OF_DATE=EARLY_AS_OF)
+    assert pipeline.run(as_of=None).success  # no run config
     assert customer_rows(pipeline) == EXPECTED_EARLY
     # The run's config overrides BIKE_AS_OF_DATE.
     assert pipeline.run(as_of=AS_OF).success
@@ -323,15 +316,18 @@ def test_as_of_date_falls_back_to_bike_as_of_date(
 
 
 def test_business_calendar() -> None:
-    assert BusinessCalendar(as_of_date="2024-03-15").as_of(None) == date(2024, 3, 15)
-    assert BusinessCalendar(as_of_date="2024-03-15").as_of("2024-01-01") == date(2024, 1, 1)
+    assert BusinessCalendar(as_of_date="2024-03-15").as_of() == date(2024, 3, 15)
     zone = "Pacific/Kiritimati"  # UTC+14: often another day than UTC
     before = datetime.now(ZoneInfo(zone)).date()
-    today = BusinessCalendar(timezone=zone).as_of(None)
+    today = BusinessCalendar(timezone=zone).as_of()
     assert today in {before, datetime.now(ZoneInfo(zone)).date()}
+    for bad in ("2024-02-30", "15/03/2024", "2024-3-15", "2200-01-01"):
+        with pytest.raises(SettingError, match="expected a date written YYYY-MM-DD"):
+            BusinessCalendar(as_of_date=bad).as_of()
 
 
-def test_settings_as_of_date_reaches_the_calendar() -> None:
-    settings = Settings(as_of_date="2024-03-15")
-    calendar = build_definitions(settings).resources["calendar"]
-    assert calendar.as_of(None) == date(2024, 3, 15)
+def test_bike_as_of_date_reaches_the_calendar(tiny_pipeline: Pipeline) -> None:
+    pipeline = tiny_pipeline.with_env(BIKE_AS_OF_DATE="2024-03-15")
+    calendar = pipeline.definitions().resources["calendar"]
+    with environment(pipeline.environment), dg.build_resources({"calendar": calendar}) as built:
+        assert built.calendar.as_of() == date(2024, 3, 15)

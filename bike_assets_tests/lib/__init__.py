@@ -1,0 +1,1 @@
+"""Tests of bike_assets/lib."""
