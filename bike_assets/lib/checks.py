@@ -147,6 +147,13 @@ def rule(name: str, description: str, severity: dg.AssetCheckSeverity = ERROR) -
 LAYERS_AGREE: dict[str, Check] = {
     "intermediate.orders_enriched": layers_agree("order_id", "stg_orders"),
     "marts.customers_enriched": layers_agree("customer_id", "stg_customers"),
+    "marts.customer_segment_history": Check(
+        "current_rows_match_customers_enriched",
+        "history_agrees_with_customers",
+        "The current rows (valid_to null) are customers_enriched's customers with orders, in "
+        "the same (customer_segment, ltv_segment) pair and as_of_date; their figures (at "
+        "valid_from) are at most customers_enriched's total_orders and total_spent",
+    ),
 }
 
 
