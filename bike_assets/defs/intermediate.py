@@ -100,4 +100,4 @@ def orders_enriched(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
     results = audit(context, warehouse.query, ORDERS_ENRICHED_CHECKS)
     yield from results
     raise_on_errors(results)
-    warehouse.finish_step(context)
+    warehouse.finish_step(context, results)

@@ -123,4 +123,4 @@ def customers_enriched(
     results = audit(context, warehouse.query, CUSTOMERS_ENRICHED_CHECKS)
     yield from results
     raise_on_errors(results)
-    warehouse.finish_step(context)
+    warehouse.finish_step(context, results)

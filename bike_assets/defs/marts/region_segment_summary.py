@@ -76,4 +76,4 @@ def region_segment_summary(
     results = audit(context, warehouse.query, REGION_SEGMENT_SUMMARY_CHECKS)
     yield from results
     raise_on_errors(results)
-    warehouse.finish_step(context)
+    warehouse.finish_step(context, results)
