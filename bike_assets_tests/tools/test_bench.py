@@ -128,15 +128,15 @@ def test_bench_runs_the_sides_in_turns_and_reuses_the_export(
     assert [s["argv"][:1] for s in seen] == [["main"], [str(work / "raw")], ["run"]] * 2
     raw = str(work / "raw")
     main_env = seen[0]["env"]
-    assert main_env["BIKE_RAW_DIR"] == raw and main_env["BIKE_AS_OF_DATE"] == "2019-01-01"
+    assert main_env["BIKE_RAW_DIR"] == raw and main_env["BIKE_AS_OF_DATE"] == "2025-12-31"
     assert main_env["BIKE_DUCKDB_PATH"] == str(work / "bike_assets.duckdb")
     assert seen[0]["cwd"] == str(bench_module.REPO_ROOT)
     # a fresh DAGSTER_HOME each run, holding a copy of dagster.yaml
     assert seen[0]["env"]["DAGSTER_HOME"] != seen[3]["env"]["DAGSTER_HOME"]
     assert all(s["dagster_yaml"] for s in seen)
-    assert seen[1]["argv"] == [raw, str(work / "floor.duckdb"), "2019-01-01"]
+    assert seen[1]["argv"] == [raw, str(work / "floor.duckdb"), "2025-12-31"]
     assert seen[2]["argv"][1:] == [
-        "--profiles-dir", ".", "--vars", json.dumps({"raw_dir": raw, "as_of": "2019-01-01"})
+        "--profiles-dir", ".", "--vars", json.dumps({"raw_dir": raw, "as_of": "2025-12-31"})
     ]  # fmt: skip
     assert seen[2]["cwd"] == str(work / "dbt_project")
     assert (work / "dbt_project" / "profiles.yml").read_text() == "bike_dbt: {}\n"
