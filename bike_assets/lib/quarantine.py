@@ -1,10 +1,20 @@
-"""Row faults of the export: which rows are quarantined (never silently dropped), and why.
+"""Row faults of the export: which rows are quarantined (never silently dropped), and why
+(docs/tables.md, "Raw input" and "intermediate.orders_enriched").
 
-The working tables of the export (work.customers, ...) are cleaned in place, and the
-quarantined rows listed in work.rejected_rows (file, line, key, column_name, reason).
+The working tables of the export (work.customers, ...), as `export.read` typed them, are
+cleaned in place, and the quarantined rows listed in work.rejected_rows (file, line, key,
+column_name, reason), each reason quoting the value as the file writes it.
+
+Quarantined: every row of a key repeated with different content; an order of a customer or
+store that does not exist or is quarantined; an order line of an order that does not exist or
+is quarantined; an order line whose discount is below 0 or above 1, or whose list_price is
+negative. Not faults: a row repeated identically (kept once); a line with quantity <= 0 (a
+return or a cancelled line: kept in stg_order_items, ignored by orders_enriched, never counted
+toward BIKE_MAX_REJECTED_SHARE); a discount of 1 (a free item).
 """
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -13,20 +23,36 @@ from bike_assets.lib.checks import unique_not_null
 from bike_assets.lib.export import (
     CUSTOMERS,
     EXPORT,
+    KINDS,
     ORDER_ITEMS,
     ORDERS,
     STORES,
     RawExportError,
     RawFile,
     read_in_file_order,
-    record_lines,
-    value_text,
+    warehouse_errors,
 )
 from bike_assets.lib.sql import source
 
 # Each row of a working table with its row id there (the rows are in no particular order).
 _ROWS = "(select rowid as row, * from {table})"
 REJECTED = source("rejected_rows")
+VALUE = "{value}"  # in a reason: the value of its column as the file writes it
+
+
+@dataclass(frozen=True)
+class LineRule:
+    """A value of an order line that is well written but wrong: the line is quarantined."""
+
+    column: str
+    bad_when: str  # SQL over r.<column>, the typed value
+    expected: str
+
+
+LINE_RULES = (
+    LineRule("discount", "r.discount < 0 or r.discount > 1", "in [0, 1]"),
+    LineRule("list_price", "r.list_price < 0", "not negative"),
+)
 
 
 def _key_text(spec: RawFile, alias: str = "") -> str:
@@ -36,11 +62,13 @@ def _key_text(spec: RawFile, alias: str = "") -> str:
     )
 
 
-def _fault(spec: RawFile, column: str, reason_sql: str, source: str) -> str:
-    """SQL inserting into `faults` every row of `source` (aliased r, with `row`) and why."""
+def _fault(spec: RawFile, column: str, reason: str, value_column: str | None, rows: str) -> str:
+    """SQL inserting into `faults` every row of `rows` (aliased r, with `row`) and why:
+    `reason` is SQL text, where VALUE stands for the value of `value_column` as written."""
+    value = f"'{value_column}'" if value_column else "null"
     return (
         f"insert into faults select '{spec.name}', r.row, {_key_text(spec, 'r')}, "
-        f"'{column}', {reason_sql} from {source}"
+        f"'{column}', {reason}, {value} from {rows}"
     )
 
 
@@ -74,6 +102,7 @@ def _conflicting_duplicates(conn: duckdb.DuckDBPyConnection, spec: RawFile) -> b
             spec,
             key,
             "'duplicate key with conflicting content'",
+            None,
             f"{_ROWS.format(table=spec.table)} r semi join conflicting using ({key})",
         )
     )
@@ -81,15 +110,15 @@ def _conflicting_duplicates(conn: duckdb.DuckDBPyConnection, spec: RawFile) -> b
 
 
 def _clean(conn: duckdb.DuckDBPyConnection, spec: RawFile, repeats: bool) -> None:
-    """Delete the quarantined rows from the scratch table, and keep a row repeated identically
-    once. Before that, the quarantined rows are kept in faulty_<file> with their faults (to
-    find their lines), and their keys in quarantined_<file> (for the reasons given to the rows
-    of other files that refer to them)."""
+    """Delete the quarantined rows from the working table, and keep a row repeated
+    identically once. Before that, the quarantined rows are kept in faulty_<file> with their
+    faults (to find their lines), and their keys in quarantined_<file> (for the reasons given
+    to the rows of other files that refer to them)."""
     key = ", ".join(spec.key)
     stem = Path(spec.name).stem
     conn.execute(
         f"create or replace temp table faulty_{stem} as "
-        f"select f.key, f.column_name, f.reason, r.* exclude (row) "
+        f"select f.key, f.column_name, f.reason, f.value_column, r.* exclude (row) "
         f"from faults f join {_ROWS.format(table=spec.table)} r using (row) "
         f"where f.file = '{spec.name}'"
     )
@@ -133,8 +162,9 @@ def _orphans(conn: duckdb.DuckDBPyConnection, spec: RawFile, column: str, parent
         _fault(
             spec,
             column,
-            f"'{column} ' || r.{column} || if({in_parent}, ' is quarantined in {parent.name}', "
+            f"'{column} {VALUE}' || if({in_parent}, ' is quarantined in {parent.name}', "
             f"' does not exist in {parent.name}')",
+            column,
             "orphans r",
         )
     )
@@ -143,15 +173,25 @@ def _orphans(conn: duckdb.DuckDBPyConnection, spec: RawFile, column: str, parent
 def quarantine(
     conn: duckdb.DuckDBPyConnection, raw_dir: Path, rows_read: Mapping[str, int]
 ) -> None:
-    """Clean the working tables in place, and build work.rejected_rows (file, line, key,
-    column_name, reason).
+    """Clean the working tables in place (work.customers, work.stores, work.orders,
+    work.order_items, as export.read left them), and build work.rejected_rows (file, line,
+    key, column_name, reason): one row per quarantined line, its faults together.
 
     Parents are cleaned before children, so that the rows of a quarantined order, customer or
-    store are quarantined in turn.
+    store are quarantined in turn. A file with quarantined rows is read again to find their
+    lines (export.read_in_file_order); raises RawExportError as export.read does if it can no
+    longer be read, WarehouseError (naming BIKE_DUCKDB_PATH) when the warehouse fails.
     """
+    with warehouse_errors(conn, "quarantining the export's faulty rows"):
+        _quarantine(conn, raw_dir, rows_read)
+
+
+def _quarantine(
+    conn: duckdb.DuckDBPyConnection, raw_dir: Path, rows_read: Mapping[str, int]
+) -> None:
     conn.execute(
-        "create or replace temp table faults "
-        "(file varchar, row bigint, key varchar, column_name varchar, reason varchar)"
+        "create or replace temp table faults (file varchar, row bigint, key varchar, "
+        "column_name varchar, reason varchar, value_column varchar)"
     )
     for spec in (CUSTOMERS, STORES):
         _clean(conn, spec, _conflicting_duplicates(conn, spec))
@@ -162,17 +202,14 @@ def quarantine(
     _clean(conn, ORDERS, repeats)
 
     repeats = _conflicting_duplicates(conn, ORDER_ITEMS)
-    for column, bad_when, expected in (
-        ("discount", "r.discount < 0 or r.discount > 1", "in [0, 1]"),
-        ("list_price", "r.list_price < 0", "not negative"),
-    ):
-        value = value_text(f"r.{column}", ORDER_ITEMS.columns[column])
+    for rule in LINE_RULES:
         conn.execute(
             _fault(
                 ORDER_ITEMS,
-                column,
-                f"'{column} ' || {value} || ' should be {expected}'",
-                f"{_ROWS.format(table=ORDER_ITEMS.table)} r where {bad_when}",
+                rule.column,
+                f"'{rule.column} {VALUE} should be {rule.expected}'",
+                rule.column,
+                f"{_ROWS.format(table=ORDER_ITEMS.table)} r where {rule.bad_when}",
             )
         )
     _orphans(conn, ORDER_ITEMS, "order_id", ORDERS)
@@ -181,10 +218,11 @@ def quarantine(
 
 
 def _rejected(conn: duckdb.DuckDBPyConnection, raw_dir: Path, rows_read: Mapping[str, int]) -> None:
-    """`rejected`: one row per quarantined line, its faults together.
+    """work.rejected_rows: one row per quarantined line, its faults together.
 
-    A file with faulty rows is read again in file order to find their lines: a faulty row is
-    found there by its content (rows with the same content have the same faults).
+    A file with faulty rows is streamed again in file order, as written, to find their lines:
+    a faulty row is found there by its typed content (rows with the same content have the
+    same faults), and its reasons quote the values as written.
     """
     conn.execute(
         f"create or replace table {REJECTED} "
@@ -193,27 +231,50 @@ def _rejected(conn: duckdb.DuckDBPyConnection, raw_dir: Path, rows_read: Mapping
     files = {file for (file,) in conn.execute("select distinct file from faults").fetchall()}
     for spec in (spec for spec in EXPORT if spec.name in files):
         stem = Path(spec.name).stem
-        ordered = read_in_file_order(conn, raw_dir, spec, f"ordered_{stem}", guarded=True)
-        same = " and ".join(f"o.{c} is not distinct from f.{c}" for c in spec.columns)
-        lines = record_lines(conn, raw_dir / spec.name, rows_read[spec.name])
+
+        def same(row: str, spec: RawFile = spec) -> str:
+            return " and ".join(
+                f"cast({row}.{column} as {KINDS[kind].sql_type}) is not distinct from f.{column}"
+                for column, kind in spec.columns.items()
+            )
+
+        ordered = read_in_file_order(
+            conn,
+            raw_dir,
+            spec,
+            f"ordered_{stem}",
+            where=f"exists (select 1 from faulty_{stem} f where {same('r')})",
+            records=rows_read[spec.name],
+        )
+        value = (
+            "case f.value_column "
+            + " ".join(f"when '{column}' then o.{column}" for column in spec.columns)
+            + " end"
+        )
+        reason = f"replace(f.reason, '{VALUE}', coalesce({value}, 'NULL'))"
         conn.execute(
             f"""
             insert into {REJECTED}
-            select '{spec.name}', l.line, any_value(f.key),
+            select '{spec.name}', o.line, any_value(f.key),
                    string_agg(distinct f.column_name, ', ' order by f.column_name),
-                   string_agg(distinct f.reason, '; ' order by f.reason)
-            from (select rowid + 1 as record, * from {ordered}) o
-            join faulty_{stem} f on {same}
-            join {lines} l using (record)
-            group by l.line
+                   string_agg(distinct {reason}, '; ' order by {reason})
+            from {ordered} o
+            join faulty_{stem} f on {same("o")}
+            group by o.line
             """
         )
+        conn.execute(f"drop table {ordered}")
 
 
 def check_rejected_share(
     conn: duckdb.DuckDBPyConnection, rows_read: Mapping[str, int], max_share: float
 ) -> None:
-    """Fail when a file has more quarantined rows than BIKE_MAX_REJECTED_SHARE allows."""
+    """Fail when a file has more quarantined rows (work.rejected_rows) than
+    BIKE_MAX_REJECTED_SHARE allows of the rows read (`rows_read`: file name -> rows).
+
+    Lines with quantity <= 0 are never quarantined, so they never count. Raises
+    RawExportError naming the file, the share and the first three quarantined lines.
+    """
     for spec in EXPORT:
         (rejected,) = conn.execute(
             f"select count(*) from {REJECTED} where file = ?", [spec.name]
