@@ -68,3 +68,8 @@ def render(path: str, **variables: Any) -> str:
 def date_literal(day: Any) -> str:
     """A SQL date literal: date '2019-01-01' (for `{{ as_of_date }}`)."""
     return f"date '{day.isoformat()}'"
+
+
+def expand(call: str) -> str:
+    """A rule macro call expanded to plain SQL: expand("ltv_segment('total_spent')")."""
+    return _environment().from_string("{{ " + call + " }}").render()

@@ -14,15 +14,9 @@ from bike_assets.defs.staging import STG_CUSTOMERS, STG_ORDER_ITEMS, STG_ORDERS,
 from bike_assets.lib import pii
 from bike_assets.lib.reference import load_reference_tables
 from bike_assets.lib.specs import Table
-from bike_assets.lib.sql import _environment, render
+from bike_assets.lib.sql import _environment, expand, render
 
 D = Decimal
-
-
-def expand(call: str) -> str:
-    """A macro call written as in a model, e.g. "customer_segment('o', 's')", expanded by the
-    package's Jinja environment (the one render() uses)."""
-    return _environment().from_string("{{ " + call + " }}").render()
 
 
 def evaluate(call: str, conn: duckdb.DuckDBPyConnection | None = None, **columns: str):

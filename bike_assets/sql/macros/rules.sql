@@ -63,9 +63,11 @@ date_diff('day', {{ earlier }}, {{ later }})
 {{ quantity }} > 0
 {%- endmacro %}
 
-{# orders_enriched: a line's exact net price, list_price * quantity * (1 - discount). #}
+{# orders_enriched: a line's exact net price, list_price * quantity * (1 - discount), computed in
+   DECIMAL(38) so that no intermediate product overflows (the export's reader refuses a line
+   whose net price does not fit DECIMAL(18,2)). #}
 {% macro line_net_price(list_price, quantity, discount) -%}
-cast({{ list_price }} * {{ quantity }} * (1 - {{ discount }}) as decimal(38, 8))
+cast(cast({{ list_price }} as decimal(38, 2)) * {{ quantity }} * (1 - {{ discount }}) as decimal(38, 8))
 {%- endmacro %}
 
 {# Money: a non-negative exact decimal rounded half-up to cents. #}
