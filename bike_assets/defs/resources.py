@@ -1,11 +1,17 @@
 """Resources: the warehouse (and its IO manager), the export, the PII key and the calendar.
 
+The warehouse is built by one of two engines, chosen by BIKE_ENGINE when the code location
+loads: `duckdb` (the default: DuckDBWarehouse, one file) or `spark` (SparkWarehouse: folders of
+Parquet files, built by a local Spark or a cluster through Spark Connect; lib/spark.py). Both
+implement `Warehouse`, the interface the assets and the IO manager use, with the same SQL.
+
 Every setting comes from a `BIKE_*` environment variable (`.env.example` lists them with their
 defaults); when it is set, the UI shows the variable's name, never its value. Each setting is
 validated when a run starts, before anything is read or written: a bad value fails the run
 with a message naming the variable, the value and the expected form.
 """
 
+import importlib.util
 import logging
 import math
 import os
@@ -14,16 +20,21 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 import duckdb
-import pandas as pd
 from pydantic import PrivateAttr
 
-from bike_assets.lib import warehouse
+if TYPE_CHECKING:  # pandas is imported by DuckDB when a table is read as a DataFrame
+    import pandas as pd
+
+from bike_assets.lib import export, pii, warehouse
 from bike_assets.lib.checks import markdown_table
+from bike_assets.lib.quarantine import check_rejected_share, quarantine
+from bike_assets.lib.reference import load_reference_tables
+from bike_assets.lib.specs import ENGINES, engine_kind
 from bike_assets.lib.warehouse import (
     READS_PUBLISHED,
     Candidate,
@@ -80,6 +91,113 @@ def parse_timezone(variable: str, value: str) -> ZoneInfo:
 
 
 class Warehouse(dg.ConfigurableResource):
+    """Where a run builds its tables and publishes them: the interface the assets and the IO
+    manager use, implemented by each engine (DuckDBWarehouse, SparkWarehouse).
+
+    A run's assets build their tables in the run's candidate version (`candidate(run_id)`: its
+    `create_table(table, select)` makes a SELECT's result a table and returns its rows, its
+    `connection.execute(sql)` runs DuckDB SQL); `query` runs a check; `finish_step` publishes
+    the version whole after the run's last step. Every SQL text is DuckDB's dialect.
+    """
+
+    lock_timeout_seconds: str = "30"  # BIKE_LOCK_TIMEOUT_SECONDS: wait for another run
+
+    _finished_steps: set[str] = PrivateAttr(default_factory=set)
+    _results: list[dg.AssetCheckResult] = PrivateAttr(default_factory=list)
+    _started: float = PrivateAttr(default_factory=time.monotonic)
+
+    @property
+    def location(self) -> str:
+        """The published warehouse, as the run's summary names it."""
+        raise NotImplementedError
+
+    def candidate(self, run_id: str) -> Any:
+        """The run's candidate version, opened on first use (waiting for any other run)."""
+        raise NotImplementedError
+
+    def connection(self, context: dg.AssetExecutionContext) -> Any:
+        """A connection to the run's candidate (`execute(sql)`), for an asset that builds."""
+        return self.candidate(context.run.run_id).connection
+
+    def query(self, sql: str, limit: int) -> tuple[list[str], list[tuple[Any, ...]], int]:
+        """(columns, first rows, row count) of a query: on the run's candidate when the run
+        builds tables, else on the published version (read-only)."""
+        raise NotImplementedError
+
+    def read_frame(self, table: str) -> "pd.DataFrame":
+        """A table (schema.table) as a pandas DataFrame: the run's version when it built it,
+        else the published one."""
+        raise NotImplementedError
+
+    def stage_export(
+        self, context: dg.AssetExecutionContext, raw_dir: Path, max_share: float, pii_key: bytes
+    ) -> dict[str, int]:
+        """Read the export (raw_dir) into the run's working tables, validated and quarantined
+        (at most `max_share` of a file's rows), with the lookups and the PII key's pads; each
+        file's rows read ({'customers.csv': 3000, ...}).
+
+        Raises export.RawExportError naming the file, the line, the column and the value.
+        """
+        raise NotImplementedError
+
+    def _publish(self) -> list[str]:
+        """Publish the run's candidate, if it built one: the summary's lines (tables and rows).
+
+        Raises WarehouseError when the layers disagree or the version cannot be published.
+        """
+        raise NotImplementedError
+
+    def _validate_lock_timeout(self) -> None:
+        try:
+            seconds = float(self.lock_timeout_seconds)
+        except ValueError:
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise SettingError(
+                "BIKE_LOCK_TIMEOUT_SECONDS", self.lock_timeout_seconds, "a number of seconds >= 0"
+            )
+
+    def finish_step(
+        self, context: dg.AssetExecutionContext, results: Sequence[dg.AssetCheckResult] = ()
+    ) -> None:
+        """Record that this step passed its checks (`results`); after the run's last step,
+        publish the run's version (if it built one) and log the run's summary.
+
+        The run's steps are its `step_keys_to_execute` (or, when it names none, every op of
+        its job). Raises WarehouseError when the layers disagree or the version cannot be
+        published: then nothing is published.
+        """
+        self._finished_steps.add(str(context.op_execution_context.op_handle))
+        self._results.extend(results)
+        for result in results:
+            if not result.passed:  # WARN: ERROR checks failed the step before
+                context.log.warning(
+                    f"WARN check {result.asset_key.to_user_string()} / {result.check_name} "
+                    f"failed: {result.metadata['failing_rows'].value} row(s)"
+                )
+        planned = context.run.step_keys_to_execute or [n.name for n in context.job_def.nodes]
+        if not set(planned) <= self._finished_steps:
+            return
+        context.log.info(self._summary(self._publish()))
+
+    def _summary(self, published: Sequence[str]) -> str:
+        passed = sum(result.passed for result in self._results)
+        warned = [r for r in self._results if not r.passed]
+        lines = [
+            f"Published {self.location}:" if published else f"Audited {self.location} (read-only):",
+            *(f"  {line}" for line in published),
+            f"  checks: {passed} passed, {len(warned)} failed (WARN)",
+            *(
+                f"    {r.asset_key.to_user_string()} / {r.check_name}: "
+                f"{r.metadata['failing_rows'].value} row(s)"
+                for r in warned
+            ),
+            f"  in {time.monotonic() - self._started:.1f} s",
+        ]
+        return "\n".join(lines)
+
+
+class DuckDBWarehouse(Warehouse):
     """The DuckDB warehouse: the published file readers open, and the candidate a run builds.
 
     A run's assets build their tables in the run's candidate version (`Candidate`); when the
@@ -96,15 +214,16 @@ class Warehouse(dg.ConfigurableResource):
     _candidate: Candidate | None = PrivateAttr(default=None)
     _lock: RunLock | None = PrivateAttr(default=None)
     _reader: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
-    _finished_steps: set[str] = PrivateAttr(default_factory=set)
-    _results: list[dg.AssetCheckResult] = PrivateAttr(default_factory=list)
-    _started: float = PrivateAttr(default_factory=time.monotonic)
 
     # --- settings ---------------------------------------------------------------------------
 
     @property
     def published_path(self) -> Path:
         return Path(self.path)
+
+    @property
+    def location(self) -> str:
+        return self.path
 
     @property
     def connection_config(self) -> dict[str, str]:
@@ -121,14 +240,7 @@ class Warehouse(dg.ConfigurableResource):
             )
         if not re.fullmatch(r"[1-9]\d*", self.threads):
             raise SettingError("BIKE_DUCKDB_THREADS", self.threads, "a whole number >= 1")
-        try:
-            seconds = float(self.lock_timeout_seconds)
-        except ValueError:
-            seconds = math.nan
-        if not (math.isfinite(seconds) and seconds >= 0):
-            raise SettingError(
-                "BIKE_LOCK_TIMEOUT_SECONDS", self.lock_timeout_seconds, "a number of seconds >= 0"
-            )
+        self._validate_lock_timeout()
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self.validate()
@@ -173,6 +285,18 @@ class Warehouse(dg.ConfigurableResource):
         """A connection to the run's candidate, for an asset that builds tables."""
         return self.candidate(context.run.run_id).connection
 
+    def stage_export(
+        self, context: dg.AssetExecutionContext, raw_dir: Path, max_share: float, pii_key: bytes
+    ) -> dict[str, int]:
+        conn = self.connection(context)
+        rows_read = {spec.name: export.read(conn, raw_dir, spec) for spec in export.EXPORT}
+        context.log.info(f"Read {raw_dir}: {rows_read}")
+        quarantine(conn, raw_dir, rows_read)
+        check_rejected_share(conn, rows_read, max_share)
+        load_reference_tables(conn)
+        pii.set_key(conn, pii_key)
+        return rows_read
+
     def query(self, sql: str, limit: int) -> tuple[list[str], list[tuple[Any, ...]], int]:
         """(columns, first rows, row count) of a query: on the run's candidate when the run
         builds tables, else on the published version (read-only)."""
@@ -185,27 +309,12 @@ class Warehouse(dg.ConfigurableResource):
             self._reader = warehouse.connect_published(self.published_path, self.connection_config)
         return self._reader
 
-    def finish_step(
-        self, context: dg.AssetExecutionContext, results: Sequence[dg.AssetCheckResult] = ()
-    ) -> None:
-        """Record that this step passed its checks (`results`); after the run's last step,
-        publish the run's version (if it built one) and log the run's summary.
+    def _publish(self) -> list[str]:
+        """Publish the run's candidate (if it built one): the summary's lines.
 
-        The run's steps are its `step_keys_to_execute` (or, when it names none, every op of
-        its job). Raises WarehouseError when the layers disagree or the file cannot be
-        replaced: then nothing is published.
+        Raises WarehouseError when the layers disagree or the file cannot be replaced: then
+        nothing is published.
         """
-        self._finished_steps.add(str(context.op_execution_context.op_handle))
-        self._results.extend(results)
-        for result in results:
-            if not result.passed:  # WARN: ERROR checks failed the step before
-                context.log.warning(
-                    f"WARN check {result.asset_key.to_user_string()} / {result.check_name} "
-                    f"failed: {result.metadata['failing_rows'].value} row(s)"
-                )
-        planned = context.run.step_keys_to_execute or [n.name for n in context.job_def.nodes]
-        if not set(planned) <= self._finished_steps:
-            return
         candidate, published = self._candidate, []
         if candidate is not None:
             inherited = candidate.inherited()
@@ -229,34 +338,100 @@ class Warehouse(dg.ConfigurableResource):
             ]
             if inherited:
                 published.append(f"kept from the previous version: {', '.join(inherited)}")
-        context.log.info(self._summary(published))
-
-    def _summary(self, published: Sequence[str]) -> str:
-        passed = sum(result.passed for result in self._results)
-        warned = [r for r in self._results if not r.passed]
-        lines = [
-            f"Published {self.path}:" if published else f"Audited {self.path} (read-only):",
-            *(f"  {line}" for line in published),
-            f"  checks: {passed} passed, {len(warned)} failed (WARN)",
-            *(
-                f"    {r.asset_key.to_user_string()} / {r.check_name}: "
-                f"{r.metadata['failing_rows'].value} row(s)"
-                for r in warned
-            ),
-            f"  in {time.monotonic() - self._started:.1f} s",
-        ]
-        return "\n".join(lines)
+        return published
 
     # --- reading -------------------------------------------------------------------------
 
-    def read_frame(self, table: str) -> pd.DataFrame:
+    def read_frame(self, table: str) -> "pd.DataFrame":
         """A table (schema.table) as a pandas DataFrame: the run's version when it built it,
         else the published one."""
         return self._reading().execute(f"select * from {table}").fetchdf()
 
 
+# A Spark Connect URL: sc://host[:port][/;param=value;...] (Spark's own form).
+SPARK_CONNECT_URL = re.compile(r"sc://[A-Za-z0-9.\-]+(:\d{1,5})?(/(;[^;=\s]+=[^;\s]*)*)?")
+
+
+class SparkWarehouse(Warehouse):
+    """The Spark warehouse (BIKE_ENGINE=spark): each table a folder of Parquet files under
+    BIKE_SPARK_WAREHOUSE (`<schema>.db/<table>/v=<version>/`), built by a local Spark or by a
+    cluster through Spark Connect (BIKE_SPARK_REMOTE); a version is published whole by its
+    manifest (lib/spark.py says how, and what a reader sees). The engine (pyspark, sqlglot) is
+    imported only when a run uses it.
+    """
+
+    remote: str = ""  # BIKE_SPARK_REMOTE: a Spark Connect URL; empty for a local Spark
+    warehouse: str = "data/spark-warehouse"  # BIKE_SPARK_WAREHOUSE: a folder, or a URI
+
+    _engine: Any = PrivateAttr(default=None)  # lib.spark.SparkEngine
+
+    @property
+    def location(self) -> str:
+        return self.warehouse
+
+    def validate(self) -> None:
+        """Raise SettingError for the first setting that cannot be used."""
+        if self.remote and not SPARK_CONNECT_URL.fullmatch(self.remote):
+            raise SettingError(
+                "BIKE_SPARK_REMOTE",
+                self.remote,
+                "a Spark Connect URL such as sc://spark-host:15002 (or unset: a local Spark)",
+            )
+        uri = re.match(r"[A-Za-z][A-Za-z0-9+.\-]*:", self.warehouse)
+        if not self.warehouse or "`" in self.warehouse or (uri and not self.remote):
+            raise SettingError(
+                "BIKE_SPARK_WAREHOUSE",
+                self.warehouse,
+                "a folder (a URI such as s3a://bucket/warehouse only with BIKE_SPARK_REMOTE)",
+            )
+        if not uri and Path(self.warehouse).exists() and not Path(self.warehouse).is_dir():
+            raise SettingError("BIKE_SPARK_WAREHOUSE", self.warehouse, "a folder, not a file")
+        self._validate_lock_timeout()
+
+    def _spark(self) -> Any:
+        if self._engine is None:
+            # imported here: the DuckDB engine never imports pyspark
+            from bike_assets.lib.spark import SparkEngine
+
+            self._engine = SparkEngine(
+                self.remote, self.warehouse, float(self.lock_timeout_seconds)
+            )
+        return self._engine
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.validate()
+        run = context.run
+        if run is not None and READS_PUBLISHED.items() <= run.tags.items():
+            self._spark().reading()  # fails once, before any step, when nothing is published
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """End of the run: an unpublished candidate's folders removed, the lock released."""
+        if self._engine is not None:
+            self._engine.release()
+
+    def candidate(self, run_id: str) -> Any:
+        return self._spark().open(run_id)
+
+    def query(self, sql: str, limit: int) -> tuple[list[str], list[tuple[Any, ...]], int]:
+        return self._spark().reading().query_rows(sql, limit)
+
+    def read_frame(self, table: str) -> "pd.DataFrame":
+        return self._spark().reading().read_frame(table)
+
+    def stage_export(
+        self, context: dg.AssetExecutionContext, raw_dir: Path, max_share: float, pii_key: bytes
+    ) -> dict[str, int]:
+        return self._spark().stage_export(
+            context.run.run_id, raw_dir, max_share, pii_key, context.log.info
+        )
+
+    def _publish(self) -> list[str]:
+        return self._spark().publish()
+
+
 class WarehouseIOManager(dg.IOManager):
-    """Persists each asset as the table `<schema>.<name>` of its key, in the run's candidate.
+    """Persists each asset as the table `<schema>.<name>` of its key, in the run's candidate
+    (on the `warehouse` resource's engine).
 
     An asset hands it a `Model` (the SELECT that builds the table); it writes the table and
     records its row count, name and a preview. Loading an asset gives a pandas DataFrame of
@@ -280,9 +455,7 @@ class WarehouseIOManager(dg.IOManager):
         )
 
     @staticmethod
-    def _preview(
-        conn: duckdb.DuckDBPyConnection, table: str, rows: int, metadata: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    def _preview(conn: Any, table: str, rows: int, metadata: Mapping[str, Any]) -> dict[str, Any]:
         columns = metadata.get("preview_columns") or ["*"]
         cursor = conn.execute(f"select {', '.join(columns)} from {table} limit {PREVIEW_ROWS}")
         names = [column[0] for column in cursor.description]
@@ -293,13 +466,13 @@ class WarehouseIOManager(dg.IOManager):
             )
         }
 
-    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+    def load_input(self, context: dg.InputContext) -> "pd.DataFrame":
         return self.store.read_frame(".".join(context.upstream_output.asset_key.path))
 
 
 @dg.io_manager(required_resource_keys={"warehouse"})
 def warehouse_io_manager(context: dg.InitResourceContext) -> WarehouseIOManager:
-    """The IO manager of every table asset: the `warehouse` resource's DuckDB file."""
+    """The IO manager of every table asset: the `warehouse` resource's engine."""
     return WarehouseIOManager(context.resources.warehouse)
 
 
@@ -373,18 +546,45 @@ class BusinessCalendar(dg.ConfigurableResource):
         return datetime.now(zone).date()
 
 
+def engine_warehouse() -> Warehouse:
+    """The `warehouse` resource of BIKE_ENGINE (read when the code location loads): DuckDB's
+    (the default) or Spark's. Raises SettingError naming BIKE_ENGINE for another value, or
+    for spark when pyspark or sqlglot is not installed (the `spark` extra)."""
+    engine = engine_kind()
+    if engine not in ENGINES:
+        raise SettingError(
+            "BIKE_ENGINE", os.environ.get("BIKE_ENGINE", ""), "duckdb (the default) or spark"
+        )
+    lock_timeout_seconds = from_env("BIKE_LOCK_TIMEOUT_SECONDS", "30")
+    if engine == "duckdb":
+        return DuckDBWarehouse(
+            path=from_env("BIKE_DUCKDB_PATH", "data/warehouse.duckdb"),
+            memory_limit=from_env("BIKE_DUCKDB_MEMORY_LIMIT", "1GB"),
+            threads=from_env("BIKE_DUCKDB_THREADS", "2"),
+            lock_timeout_seconds=lock_timeout_seconds,
+        )
+    missing = [name for name in ("pyspark", "sqlglot") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise SettingError(
+            "BIKE_ENGINE",
+            "spark",
+            f"duckdb, or spark with its packages installed ({', '.join(missing)} missing: "
+            "pip install -e '.[spark]')",
+        )
+    return SparkWarehouse(
+        remote=from_env("BIKE_SPARK_REMOTE", ""),
+        warehouse=from_env("BIKE_SPARK_WAREHOUSE", "data/spark-warehouse"),
+        lock_timeout_seconds=lock_timeout_seconds,
+    )
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     """The resources, configured from the environment, and the run's executor: one process
     runs a run's steps one after another (they share the run's candidate version)."""
     return dg.Definitions(
         resources={
-            "warehouse": Warehouse(
-                path=from_env("BIKE_DUCKDB_PATH", "data/warehouse.duckdb"),
-                memory_limit=from_env("BIKE_DUCKDB_MEMORY_LIMIT", "1GB"),
-                threads=from_env("BIKE_DUCKDB_THREADS", "2"),
-                lock_timeout_seconds=from_env("BIKE_LOCK_TIMEOUT_SECONDS", "30"),
-            ),
+            "warehouse": engine_warehouse(),
             "io_manager": warehouse_io_manager,
             "raw_export": RawExport(
                 raw_dir=from_env("BIKE_RAW_DIR", "data/raw"),

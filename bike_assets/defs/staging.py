@@ -11,10 +11,8 @@ import dagster as dg
 
 from bike_assets.defs.raw import raw_files
 from bike_assets.defs.resources import PiiKey, RawExport, Warehouse
-from bike_assets.lib import checks, export, pii
+from bike_assets.lib import checks
 from bike_assets.lib.checks import WARN, audit, raise_on_errors
-from bike_assets.lib.quarantine import check_rejected_share, quarantine
-from bike_assets.lib.reference import load_reference_tables
 from bike_assets.lib.specs import Table
 from bike_assets.lib.sql import render
 from bike_assets.lib.warehouse import Model
@@ -156,18 +154,14 @@ def staging(
     """
     building = [table for table in STAGING_TABLES if table.key in context.selected_asset_keys]
     if building:
-        conn = warehouse.connection(context)
-        rows_read = {
-            spec.name: export.read(conn, raw_export.folder, spec) for spec in export.EXPORT
-        }
-        context.log.info(f"Read {raw_export.folder}: {rows_read}")
-        quarantine(conn, raw_export.folder, rows_read)
-        check_rejected_share(conn, rows_read, raw_export.max_share)
-        load_reference_tables(conn)
-        pii.set_key(conn, pii_key.key_bytes(context.log))
+        # The export read, validated and quarantined into the run's working tables, with the
+        # lookups and the PII key, by the warehouse's engine (lib/export.py, lib/quarantine.py).
+        warehouse.stage_export(
+            context, raw_export.folder, raw_export.max_share, pii_key.key_bytes(context.log)
+        )
         for table in building:
             yield dg.Output(Model(render(f"staging/{table.name}")), output_name=table.name)
     results = audit(context, warehouse.query, STAGING_CHECKS)
     yield from results
     raise_on_errors(results)
-    warehouse.finish_step(context)
+    warehouse.finish_step(context, results)
