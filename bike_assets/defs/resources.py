@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pandas is imported by DuckDB when a table is read as a Data
     import pandas as pd
 
 from bike_assets.lib import export, pii, warehouse
-from bike_assets.lib.checks import markdown_table
+from bike_assets.lib.checks import layers_disagree, markdown_table, passed_layer_checks
 from bike_assets.lib.quarantine import check_rejected_share, quarantine
 from bike_assets.lib.reference import load_reference_tables
 from bike_assets.lib.specs import ENGINES, engine_kind
@@ -318,7 +318,11 @@ class DuckDBWarehouse(Warehouse):
         candidate, published = self._candidate, []
         if candidate is not None:
             inherited = candidate.inherited()
-            disagree = warehouse.layers_disagree(candidate.connection)
+            disagree = layers_disagree(
+                lambda sql, limit: warehouse.query_rows(candidate.connection, sql, limit),
+                warehouse.tables_and_views(candidate.connection),
+                passed_layer_checks(self._results),
+            )
             if disagree:
                 raise WarehouseError(
                     "Nothing was published: the layers of the new version disagree "
@@ -426,7 +430,7 @@ class SparkWarehouse(Warehouse):
         )
 
     def _publish(self) -> list[str]:
-        return self._spark().publish()
+        return self._spark().publish(passed_layer_checks(self._results))
 
 
 class WarehouseIOManager(dg.IOManager):

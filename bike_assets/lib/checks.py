@@ -3,7 +3,7 @@
 only report. The rule a check enforces is the macro its SQL calls (sql/macros/rules.sql), the
 same one the model calls."""
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,3 +189,29 @@ def raise_on_errors(results: Sequence[dg.AssetCheckResult]) -> None:
             + "\n".join(lines),
             allow_retries=False,
         )
+
+
+def layers_disagree(
+    query: Query, tables: Collection[str], passed: Collection[str] = ()
+) -> list[str]:
+    """The LAYERS_AGREE checks that fail on a version of the warehouse holding `tables`
+    (schema.table), as '<table> / <check>: N failing row(s)' lines; empty when the layers
+    agree. A table in `passed` is not checked again: its check passed in this run, after the
+    tables it is compared with were final (they are built before it)."""
+    failed = []
+    for table, check in LAYERS_AGREE.items():
+        if table in tables and table not in passed:
+            _, _, count = query(check.sql(this=table), 0)
+            if count:
+                failed.append(f"{table} / {check.name}: {count} failing row(s)")
+    return failed
+
+
+def passed_layer_checks(results: Sequence[dg.AssetCheckResult]) -> set[str]:
+    """The tables (schema.table) whose LAYERS_AGREE check is among the passed `results`."""
+    return {
+        table
+        for result in results
+        for table in [".".join(result.asset_key.path)]
+        if result.passed and table in LAYERS_AGREE and LAYERS_AGREE[table].name == result.check_name
+    }

@@ -45,7 +45,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import localcontext
@@ -59,7 +59,7 @@ from pyspark.sql import functions as F
 
 from bike_assets.lib import dialects, export, pii
 from bike_assets.lib import quarantine as quarantine_rules
-from bike_assets.lib.checks import LAYERS_AGREE, unique_not_null
+from bike_assets.lib.checks import layers_disagree, unique_not_null
 from bike_assets.lib.reference import LOOKUPS, REFERENCE_DIR
 from bike_assets.lib.sql import WORK_SCHEMA, source
 from bike_assets.lib.warehouse import RunLock, WarehouseError
@@ -384,17 +384,6 @@ class SparkCandidate:
             if table not in self.built and not table.startswith(f"{WORK_SCHEMA}.")
         )
 
-    def layers_disagree(self) -> list[str]:
-        """The cross-layer checks (lib/checks.LAYERS_AGREE) that fail on this version, as
-        '<table> / <check>: N failing row(s)' lines; empty when the layers agree."""
-        failed = []
-        for table, check in LAYERS_AGREE.items():
-            if table in self.tables:
-                _, _, count = self.connection.query_rows(check.sql(this=table), 0)
-                if count:
-                    failed.append(f"{table} / {check.name}: {count} failing row(s)")
-        return failed
-
     def publish(self) -> Manifest:
         """Write the version's manifest, the run's last write: from then on it is the
         published version. Returns it."""
@@ -478,15 +467,16 @@ class SparkEngine:
             self._reader = SparkConnection(self.spark, self.root, manifests[-1].tables)
         return self._reader
 
-    def publish(self) -> list[str]:
-        """Publish the run's candidate (after the layers-agree gate); the summary's lines.
+    def publish(self, passed: Collection[str] = ()) -> list[str]:
+        """Publish the run's candidate (after the layers-agree gate, which skips the tables in
+        `passed`: see lib/checks.layers_disagree); the summary's lines.
 
         Raises WarehouseError when the layers disagree: nothing is published then.
         """
         candidate = self.candidate
         if candidate is None:
             return []
-        disagree = candidate.layers_disagree()
+        disagree = layers_disagree(candidate.connection.query_rows, candidate.tables, passed)
         if disagree:
             raise WarehouseError(
                 "Nothing was published: the layers of the new version disagree "

@@ -27,7 +27,6 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from bike_assets.lib.checks import LAYERS_AGREE
 from bike_assets.lib.sql import WORK_SCHEMA
 
 # The tag of a job that only reads the published version (the audit job): its run fails at
@@ -220,24 +219,16 @@ def connect_published(path: Path, config: Mapping[str, str]) -> duckdb.DuckDBPyC
         raise WarehouseError(f"Cannot read BIKE_DUCKDB_PATH={path}: {describe(error)}") from error
 
 
-def layers_disagree(conn: duckdb.DuckDBPyConnection) -> list[str]:
-    """The cross-layer checks (lib/checks.LAYERS_AGREE) that fail on a version, as
-    '<table> / <check>: N rows' lines; empty when the layers agree."""
-    tables = set(tables_in(conn)) | {
+def tables_and_views(conn: duckdb.DuckDBPyConnection) -> set[str]:
+    """Every table and view (schema.table) of a connection's database: a candidate's tables,
+    rebuilt or still views over the published version."""
+    return set(tables_in(conn)) | {
         f"{schema}.{name}"
         for schema, name in conn.execute(
             "select schema_name, view_name from duckdb_views() "
             "where database_name = current_database() and not internal and not temporary"
         ).fetchall()
     }
-    failed = []
-    for table, check in LAYERS_AGREE.items():
-        if table not in tables:
-            continue
-        _, _, count = query_rows(conn, check.sql(this=table), 0)
-        if count:
-            failed.append(f"{table} / {check.name}: {count} failing row(s)")
-    return failed
 
 
 def tables_in(conn: duckdb.DuckDBPyConnection) -> Sequence[str]:
