@@ -40,7 +40,7 @@ from bike_assets.tools.generate import generate_export
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # `make run` as the README says; -o: never reinstall the environment from a test.
-MAIN_COMMAND = ["make", "-o", ".venv/installed", "run"]
+MAIN_COMMAND = ["make", "--no-print-directory", "-o", ".venv/installed", "run"]
 LOCATION = {"repositoryLocationName": "bike_assets", "repositoryName": "__repository__"}
 JOB = {**LOCATION, "pipelineName": "daily_refresh"}
 SCHEDULE = {**LOCATION, "scheduleName": "daily_refresh_schedule"}
@@ -446,7 +446,14 @@ def test_make_ui_started_in_the_background_stops_with_all_its_processes(
     env = {**os.environ, "DAGSTER_HOME": str(home), "BIKE_DUCKDB_PATH": str(tmp_path / "w.db")}
     with (tmp_path / "make_ui.log").open("wb") as log:
         make = subprocess.Popen(
-            ["make", "-o", ".venv/installed", "ui", f"DG_DEV_ARGS=--port {port}"],
+            [
+                "make",
+                "--no-print-directory",
+                "-o",
+                ".venv/installed",
+                "ui",
+                f"DG_DEV_ARGS=--port {port}",
+            ],
             cwd=REPO,
             env=env,
             stdout=log,
