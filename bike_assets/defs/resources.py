@@ -323,11 +323,7 @@ class DuckDBWarehouse(Warehouse):
                 warehouse.tables_and_views(candidate.connection),
                 passed_layer_checks(self._results),
             )
-            if disagree:
-                raise WarehouseError(
-                    "Nothing was published: the layers of the new version disagree "
-                    "(docs/tables.md, 'Layers agree'):\n" + "\n".join(disagree)
-                )
+            warehouse.refuse_unless_layers_agree(disagree)
             try:
                 candidate.publish()
             except (duckdb.Error, OSError) as error:

@@ -28,12 +28,12 @@ raised as WarehouseError naming BIKE_DUCKDB_PATH, never blamed on the export
 import csv
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import dagster as dg
 import duckdb
@@ -990,6 +990,20 @@ def _check_money(
         for values in conn.execute(f"select * from {table} order by line").fetchall()
     ]
     conn.execute(f"drop table {table}; drop table {keys}")
+    raise money_error(path, spec, written, lines, orders)
+
+
+def money_error(
+    path: Path,
+    spec: RawFile,
+    written: Sequence[dict[str, Any]],
+    lines: Mapping[tuple[int, int], tuple[str, Decimal]],
+    orders: Mapping[int, Decimal],
+) -> RawExportError:
+    """The error naming the lines whose net price, and the orders whose total, do not fit
+    DECIMAL(18,2), first lines first. `written`: the rows of those lines and orders as the file
+    writes them (text values, with their `line`); `lines` and `orders` as _money_faults gives
+    them. Both engines build their refusal with it."""
     messages = []
     for row in written:
         fault = lines.get((int(row["order_id"]), int(row["item_id"])))
@@ -1011,7 +1025,7 @@ def _check_money(
             )
         )
     messages.sort(key=lambda message: message[0])
-    raise RawExportError(_and_more([text for _, text in messages[:MAX_EXAMPLES]], len(messages)))
+    return RawExportError(_and_more([text for _, text in messages[:MAX_EXAMPLES]], len(messages)))
 
 
 def _cents(amount: Decimal) -> Decimal:

@@ -62,7 +62,7 @@ from bike_assets.lib import quarantine as quarantine_rules
 from bike_assets.lib.checks import layers_disagree, unique_not_null
 from bike_assets.lib.reference import LOOKUPS, REFERENCE_DIR
 from bike_assets.lib.sql import WORK_SCHEMA, source
-from bike_assets.lib.warehouse import RunLock, WarehouseError
+from bike_assets.lib.warehouse import RunLock, WarehouseError, refuse_unless_layers_agree
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -477,11 +477,7 @@ class SparkEngine:
         if candidate is None:
             return []
         disagree = layers_disagree(candidate.connection.query_rows, candidate.tables, passed)
-        if disagree:
-            raise WarehouseError(
-                "Nothing was published: the layers of the new version disagree "
-                "(docs/tables.md, 'Layers agree'):\n" + "\n".join(disagree)
-            )
+        refuse_unless_layers_agree(disagree)
         inherited = candidate.inherited()
         manifest = candidate.publish()
         self.candidate = None
@@ -531,13 +527,11 @@ class SparkEngine:
 #
 # lib/export.py's and lib/quarantine.py's names that are not public (the interface asked of
 # their owner): the header check, the record-to-line mapping, the ordered rules of a file, the
-# money check and its messages; the key text of a quarantined row.
+# money check; the key text of a quarantined row.
 _header = export._header
 _record_lines = export._record_lines
 _checks = export._checks
 _money_faults = export._money_faults
-_line_money_message = export._line_money_message
-_counted = export._counted
 _quote = export._quote
 _row_key = export._key_text
 _and_more = export._and_more
@@ -732,31 +726,9 @@ def _check_money(conn: SparkConnection, path: Path, spec: export.RawFile, lines:
         ).fetchall()
     ]
     line_of = lines.of(row["record"] for row in written)
-    messages = []
     for row in written:
         row["line"] = line_of[row["record"]]
-        fault = faulty_lines.get((int(row["order_id"]), int(row["item_id"])))
-        if fault is not None:
-            messages.append((row["line"], _line_money_message(path, spec, row, *fault)))
-    for order_id, total in orders.items():
-        counted: dict[tuple, int] = {}  # the order's counted lines, each content once
-        for row in written:
-            if int(row["order_id"]) == order_id and _counted(row):
-                counted.setdefault(tuple(row[c] for c in spec.columns), row["line"])
-        first = sorted(counted.values())
-        messages.append(
-            (
-                first[0],
-                f"{path} lines {', '.join(str(n) for n in first)} (order_id={order_id}), "
-                "columns quantity and list_price: the order's total net price, the sum of its "
-                f"lines' list_price x quantity x (1 - discount), is {total} and does not fit "
-                f"DECIMAL(18,2); expected at most {export.MONEY_MAX}",
-            )
-        )
-    messages.sort(key=lambda message: message[0])
-    raise export.RawExportError(
-        _and_more([text for _, text in messages[: export.MAX_EXAMPLES]], len(messages))
-    )
+    raise export.money_error(path, spec, written, faulty_lines, orders)
 
 
 # --- Quarantine: the rows of the export that are not loaded ---------------------------------

@@ -219,6 +219,16 @@ def connect_published(path: Path, config: Mapping[str, str]) -> duckdb.DuckDBPyC
         raise WarehouseError(f"Cannot read BIKE_DUCKDB_PATH={path}: {describe(error)}") from error
 
 
+def refuse_unless_layers_agree(disagree: Sequence[str]) -> None:
+    """Raise WarehouseError naming the layers-agree checks that failed on a new version (lines
+    of lib/checks.layers_disagree): then nothing is published."""
+    if disagree:
+        raise WarehouseError(
+            "Nothing was published: the layers of the new version disagree "
+            "(docs/tables.md, 'Layers agree'):\n" + "\n".join(disagree)
+        )
+
+
 def tables_and_views(conn: duckdb.DuckDBPyConnection) -> set[str]:
     """Every table and view (schema.table) of a connection's database: a candidate's tables,
     rebuilt or still views over the published version."""
