@@ -8,7 +8,7 @@ import dagster as dg
 from bike_assets.defs.resources import Warehouse
 from bike_assets.defs.staging import STG_CUSTOMERS, STG_ORDER_ITEMS, STG_ORDERS, STG_STORES
 from bike_assets.lib import checks
-from bike_assets.lib.checks import LAYERS_AGREE, WARN, audit, raise_on_errors
+from bike_assets.lib.checks import LAYERS_AGREE, WARN
 from bike_assets.lib.specs import Table
 from bike_assets.lib.sql import render
 from bike_assets.lib.warehouse import Model
@@ -97,7 +97,4 @@ def orders_enriched(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
             Model(render("intermediate/orders_enriched")),
             output_name=ORDERS_ENRICHED.name,
         )
-    results = audit(context, warehouse.query, ORDERS_ENRICHED_CHECKS)
-    yield from results
-    raise_on_errors(results)
-    warehouse.finish_step(context, results)
+    yield from warehouse.audit_step(context, ORDERS_ENRICHED_CHECKS)

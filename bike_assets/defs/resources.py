@@ -17,7 +17,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,14 @@ if TYPE_CHECKING:  # pandas is imported by DuckDB when a table is read as a Data
     import pandas as pd
 
 from bike_assets.lib import export, pii, warehouse
-from bike_assets.lib.checks import layers_disagree, markdown_table, passed_layer_checks
+from bike_assets.lib.checks import (
+    Check,
+    audit,
+    layers_disagree,
+    markdown_table,
+    passed_layer_checks,
+    raise_on_errors,
+)
 from bike_assets.lib.quarantine import check_rejected_share, quarantine
 from bike_assets.lib.reference import load_reference_tables
 from bike_assets.lib.specs import ENGINES, engine_kind
@@ -156,6 +163,20 @@ class Warehouse(dg.ConfigurableResource):
             raise SettingError(
                 "BIKE_LOCK_TIMEOUT_SECONDS", self.lock_timeout_seconds, "a number of seconds >= 0"
             )
+
+    def audit_step(
+        self,
+        context: dg.AssetExecutionContext,
+        checks: Mapping[dg.AssetKey, Sequence[Check]],
+    ) -> Iterator[dg.AssetCheckResult]:
+        """The end of every table asset's step: run the step's selected checks (on the run's
+        version of a table it built, else on the published one), yield their results, fail the
+        step when an ERROR check failed (nothing of the run is published then), else
+        finish_step."""
+        results = audit(context, self.query, checks)
+        yield from results
+        raise_on_errors(results)
+        self.finish_step(context, results)
 
     def finish_step(
         self, context: dg.AssetExecutionContext, results: Sequence[dg.AssetCheckResult] = ()

@@ -12,7 +12,7 @@ import dagster as dg
 from bike_assets.defs.raw import raw_files
 from bike_assets.defs.resources import PiiKey, RawExport, Warehouse
 from bike_assets.lib import checks
-from bike_assets.lib.checks import WARN, audit, raise_on_errors
+from bike_assets.lib.checks import WARN
 from bike_assets.lib.specs import Table
 from bike_assets.lib.sql import render
 from bike_assets.lib.warehouse import Model
@@ -161,7 +161,4 @@ def staging(
         )
         for table in building:
             yield dg.Output(Model(render(f"staging/{table.name}")), output_name=table.name)
-    results = audit(context, warehouse.query, STAGING_CHECKS)
-    yield from results
-    raise_on_errors(results)
-    warehouse.finish_step(context, results)
+    yield from warehouse.audit_step(context, STAGING_CHECKS)

@@ -963,13 +963,7 @@ def _check_money(
     amount; only when it comes near the limit are the amounts computed exactly (Decimal), and
     the file read again for the lines of those that do not fit.
     """
-    size = "abs(list_price::double * quantity) * greatest(1, abs(1 - discount::double))"
-    (bound,) = conn.execute(f"select coalesce(sum({size}), 0) from {spec.table}").fetchone()
-    if bound < _MONEY_SURELY_FITS:
-        return
-    with localcontext() as exact:
-        exact.prec = 100  # every product of the contract's values is exact
-        lines, orders = _money_faults(conn, spec)
+    lines, orders = money_faults(conn, spec)
     if not lines and not orders:
         return
     keys = f"money_{Path(spec.name).stem}"
@@ -1039,6 +1033,22 @@ def _counted(row: dict[str, str]) -> bool:
         and 0 <= Decimal(row["discount"]) <= 1
         and Decimal(row["list_price"]) >= 0
     )
+
+
+def money_faults(
+    conn: Any, spec: RawFile
+) -> tuple[dict[tuple[int, int], tuple[str, Decimal]], dict[int, Decimal]]:
+    """The lines and orders of spec.table whose amounts do not fit DECIMAL(18,2) (as
+    _money_faults gives them; both empty when all fit). One DOUBLE pass bounds every amount;
+    only when it comes near the limit are the amounts computed exactly. `conn`: a DuckDB
+    connection, or any object with the same execute(sql).fetchone() (the Spark engine's)."""
+    size = "abs(list_price::double * quantity) * greatest(1, abs(1 - discount::double))"
+    (bound,) = conn.execute(f"select coalesce(sum({size}), 0) from {spec.table}").fetchone()
+    if bound < _MONEY_SURELY_FITS:
+        return {}, {}
+    with localcontext() as exact:
+        exact.prec = 100  # every product of the contract's values is exact
+        return _money_faults(conn, spec)
 
 
 def _money_faults(

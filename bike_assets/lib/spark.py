@@ -48,7 +48,6 @@ import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import localcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -531,11 +530,9 @@ class SparkEngine:
 _header = export._header
 _record_lines = export._record_lines
 _checks = export._checks
-_money_faults = export._money_faults
 _quote = export._quote
 _row_key = export._key_text
 _and_more = export._and_more
-_MONEY_SURELY_FITS = export._MONEY_SURELY_FITS
 _key_text = quarantine_rules._key_text
 
 
@@ -703,13 +700,7 @@ def _check_money(conn: SparkConnection, path: Path, spec: export.RawFile, lines:
     """Money must fit (lib/export.py's check, over spec.table): one DOUBLE pass bounds every
     amount; only near the limit are the amounts computed exactly, and the faulty lines named
     with their values as written."""
-    size = "abs(list_price::double * quantity) * greatest(1, abs(1 - discount::double))"
-    (bound,) = conn.execute(f"select coalesce(sum({size}), 0) from {spec.table}").fetchone()
-    if bound < _MONEY_SURELY_FITS:
-        return
-    with localcontext() as exact:
-        exact.prec = 100  # every product of the contract's values is exact
-        faulty_lines, orders = _money_faults(conn, spec)
+    faulty_lines, orders = export.money_faults(conn, spec)
     if not faulty_lines and not orders:
         return
     keys = " or ".join(

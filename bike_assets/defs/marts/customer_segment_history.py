@@ -11,7 +11,7 @@ from bike_assets.defs.intermediate import ORDERS_ENRICHED
 from bike_assets.defs.marts.customers_enriched import CUSTOMERS_ENRICHED
 from bike_assets.defs.resources import Warehouse
 from bike_assets.lib import checks
-from bike_assets.lib.checks import LAYERS_AGREE, audit, raise_on_errors
+from bike_assets.lib.checks import LAYERS_AGREE
 from bike_assets.lib.specs import Table
 from bike_assets.lib.sql import render
 from bike_assets.lib.warehouse import Model
@@ -139,7 +139,4 @@ def customer_segment_history(
             Model(render("marts/customer_segment_history"), describe=_moves_chart),
             output_name=CUSTOMER_SEGMENT_HISTORY.name,
         )
-    results = audit(context, warehouse.query, CUSTOMER_SEGMENT_HISTORY_CHECKS)
-    yield from results
-    raise_on_errors(results)
-    warehouse.finish_step(context, results)
+    yield from warehouse.audit_step(context, CUSTOMER_SEGMENT_HISTORY_CHECKS)

@@ -10,7 +10,7 @@ from bike_assets.defs.intermediate import ORDERS_ENRICHED
 from bike_assets.defs.resources import BusinessCalendar, Warehouse
 from bike_assets.defs.staging import STG_CUSTOMERS
 from bike_assets.lib import checks
-from bike_assets.lib.checks import LAYERS_AGREE, audit, raise_on_errors
+from bike_assets.lib.checks import LAYERS_AGREE
 from bike_assets.lib.specs import Table
 from bike_assets.lib.sql import date_literal, render
 from bike_assets.lib.warehouse import Model
@@ -120,7 +120,4 @@ def customers_enriched(
             ),
             output_name=CUSTOMERS_ENRICHED.name,
         )
-    results = audit(context, warehouse.query, CUSTOMERS_ENRICHED_CHECKS)
-    yield from results
-    raise_on_errors(results)
-    warehouse.finish_step(context, results)
+    yield from warehouse.audit_step(context, CUSTOMERS_ENRICHED_CHECKS)

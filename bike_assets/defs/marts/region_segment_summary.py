@@ -10,7 +10,6 @@ from bike_assets.defs.marts.customers_enriched import CUSTOMERS_ENRICHED, LTV_SE
 from bike_assets.defs.resources import Warehouse
 from bike_assets.defs.staging import CENSUS_REGIONS
 from bike_assets.lib import checks
-from bike_assets.lib.checks import audit, raise_on_errors
 from bike_assets.lib.specs import Table
 from bike_assets.lib.sql import render
 from bike_assets.lib.warehouse import Model
@@ -73,7 +72,4 @@ def region_segment_summary(
             Model(render("marts/region_segment_summary"), describe=_region_tier_chart),
             output_name=REGION_SEGMENT_SUMMARY.name,
         )
-    results = audit(context, warehouse.query, REGION_SEGMENT_SUMMARY_CHECKS)
-    yield from results
-    raise_on_errors(results)
-    warehouse.finish_step(context, results)
+    yield from warehouse.audit_step(context, REGION_SEGMENT_SUMMARY_CHECKS)
