@@ -8,7 +8,7 @@ the column, the value as written and what was expected:
    two; a carriage return (CR) alone is refused (old Mac line breaks, `\\r\\r\\n`, a CR inside
    an unquoted value), except inside a quoted value, where it is part of the value as written.
    Read in 16 MB chunks with numpy (about 0.1 s per 100 MB).
-2. The header (`_header`): every contract column once, in any order and case; others ignored.
+2. The header (`read_header`): every contract column once, in any order and case; others ignored.
 3. The values: DuckDB reads every column as text (VARCHAR), exactly as written, and in the same
    pass judges each value by its column's `Kind` before casting it exactly (never through a
    DOUBLE): a whole number is digits with an optional sign and fits its type; a decimal has at
@@ -282,7 +282,7 @@ def read(conn: duckdb.DuckDBPyConnection, raw_dir: Path, spec: RawFile) -> int:
     """
     path = raw_dir / spec.name
     layout = scan(path, spec)
-    header = _header(path, spec)
+    header = read_header(path, spec)
     with (
         _csv_source(path, layout) as csv_path,
         warehouse_errors(conn, f"reading {path}", [(path, csv_path)]),
@@ -336,7 +336,7 @@ def read_in_file_order(
     """
     path = raw_dir / spec.name
     layout = scan(path, spec)
-    header = _header(path, spec)
+    header = read_header(path, spec)
     with (
         _csv_source(path, layout) as csv_path,
         warehouse_errors(conn, f"reading {path}", [(path, csv_path)]),
@@ -425,7 +425,7 @@ def _numbered(
             [str(csv_path), dict.fromkeys(_read_names(header, spec), "VARCHAR"), MAX_LINE_BYTES],
         ).fetchone()
     wanted = [record for (record,) in conn.execute(f"select record from {selected}").fetchall()]
-    starts = _record_lines(path, csv_path, records, set(wanted))
+    starts = record_lines(path, csv_path, records, set(wanted))
     if starts is None:  # record n is on line n + 1
         line = "record + 1"
     else:
@@ -444,7 +444,7 @@ def _numbered(
         conn.execute(f"drop table if exists {selected}; drop table if exists {table}__lines")
 
 
-def _record_lines(
+def record_lines(
     path: Path, csv_path: Path, records: int, wanted: set[int]
 ) -> dict[int, int] | None:
     """The line each `wanted` record (numbered from 1) starts on; None when record n is simply
@@ -722,9 +722,10 @@ def _csv_source(path: Path, layout: Layout) -> Iterator[Path]:
 # --- The header -----------------------------------------------------------------------------
 
 
-def _header(path: Path, spec: RawFile) -> list[str]:
-    """The file's column names, normalized; fails on a missing, empty or non-UTF-8 header, a
-    contract column missing or repeated."""
+def read_header(path: Path, spec: RawFile) -> list[str]:
+    """The file's column names, normalized (docs/tables.md, "Raw input"). Raises
+    RawExportError naming the file on a missing, empty or non-UTF-8 header, a contract column
+    missing or repeated."""
     expected = ", ".join(spec.columns)
     with path.open("rb") as handle:
         first = handle.readline(MAX_LINE_BYTES + 1)
@@ -782,7 +783,7 @@ def _fail_on_rejects(
         f"{path} line {line}" + _describe_reject(header, as_in_header.get(column), str(kind), text)
         for line, (_, column, kind, text, _) in zip(lines, rejects, strict=True)
     ]
-    raise RawExportError(_and_more(messages, rejects[0][4]))
+    raise RawExportError(and_more(messages, rejects[0][4]))
 
 
 def _describe_reject(header: list[str], column: str | None, error_type: str, message: str) -> str:
@@ -832,29 +833,33 @@ def _first_broken(conn: duckdb.DuckDBPyConnection, spec: RawFile) -> bool:
 
 
 @dataclass(frozen=True)
-class _Check:
+class ValueCheck:
+    """One rule of a file's values: `bad` (SQL over the columns as written, VARCHAR) holds
+    for a value that breaks it; a message says `column` should be `expected`."""
+
     column: str
     bad: str  # SQL over the written columns
     expected: str
 
 
-def _checks(spec: RawFile) -> list[_Check]:
-    """Every rule of the file, in the order a value is judged: per column, missing, then its
-    kind's rules, then the file's value rules over the cast value."""
+def value_checks(spec: RawFile) -> list[ValueCheck]:
+    """Every rule of the file's values (docs/tables.md, "Raw input"), in the order a value is
+    judged: per column, missing, then its kind's rules, then the file's value rules over the
+    cast value. A row's first broken rule is the one a message names."""
     checks = []
     for column, kind in spec.columns.items():
         if column in spec.not_null:
-            checks.append(_Check(column, f"{column} is null", "a value"))
+            checks.append(ValueCheck(column, f"{column} is null", "a value"))
         for rule in KINDS[kind].rules:
             checks.append(
-                _Check(
+                ValueCheck(
                     column, f"{column} is not null and {rule.bad.format(c=column)}", rule.expected
                 )
             )
         for value_rule in (r for r in spec.rules if r.column == column):
             typed = f"cast({column} as {KINDS[kind].sql_type})"
             checks.append(
-                _Check(
+                ValueCheck(
                     column,
                     f"{column} is not null and {value_rule.bad_when.format(c=typed)}",
                     value_rule.expected,
@@ -901,41 +906,53 @@ def _fail_on_values(
     """
     table = f"written_{Path(spec.name).stem}"
     _numbered(conn, path, csv_path, header, spec, table, _suspect(spec), None)
-    checks = _checks(spec)
-    first = "case " + " ".join(f"when {c.bad} then {i}" for i, c in enumerate(checks)) + " end"
-    bad = conn.execute(
-        f"""
-        select line, broken, {", ".join(spec.columns)}, count(*) over ()
-        from (select *, {first} as broken from {table})
-        where broken is not null order by line limit {MAX_EXAMPLES}
-        """
-    ).fetchall()
+    bad = conn.execute(broken_rows_sql(spec, table, "line")).fetchall()
     conn.execute(f"drop table {table}")
     if not bad:
         raise RuntimeError(
             f"{path}: the reader refused a value that no rule of the contract names"
             + (f": {describe(cause)}" if cause else "")
         ) from cause
-    names = list(spec.columns)
+    raise broken_rows_error(path, spec, bad)
+
+
+def broken_rows_sql(spec: RawFile, written: str, order: str) -> str:
+    """SQL: the first MAX_EXAMPLES rows of `written` (the file's columns as written, VARCHAR)
+    that break a rule of value_checks, by `order` (a row's line or record): (`order`, the
+    index of the first rule broken, each contract column, the count of all such rows)."""
+    checks = value_checks(spec)
+    first = "case " + " ".join(f"when {c.bad} then {i}" for i, c in enumerate(checks)) + " end"
+    return f"""
+        select {order}, broken, {", ".join(spec.columns)}, count(*) over ()
+        from (select *, {first} as broken from {written})
+        where broken is not null order by {order} limit {MAX_EXAMPLES}
+        """
+
+
+def broken_rows_error(path: Path, spec: RawFile, bad: Sequence[tuple[Any, ...]]) -> RawExportError:
+    """The refusal naming broken_rows_sql's rows (their line first, instead of the record)
+    by their lines, keys and columns, each by the first rule it breaks, the value quoted as
+    written."""
+    checks = value_checks(spec)
     messages = []
     for line, broken, *values, _ in bad:
-        row = dict(zip(names, values, strict=True))
+        row = dict(zip(spec.columns, values, strict=True))
         check = checks[broken]
         value = row[check.column]
-        shown = "no value (NULL or empty)" if value is None else f"value {_quote(value)}"
+        shown = "no value (NULL or empty)" if value is None else f"value {quote_value(value)}"
         messages.append(
-            f"{path} line {line} ({_key_text(spec, row)}), column {check.column}: {shown}; "
+            f"{path} line {line} ({key_as_written(spec, row)}), column {check.column}: {shown}; "
             f"expected {check.expected}"
         )
-    raise RawExportError(_and_more(messages, bad[0][-1]))
+    return RawExportError(and_more(messages, bad[0][-1]))
 
 
-def _quote(value: str) -> str:
+def quote_value(value: str) -> str:
     """A value as written, quoted for a message (control characters escaped)."""
     return repr(value)
 
 
-def _key_text(spec: RawFile, row: dict[str, str | None]) -> str:
+def key_as_written(spec: RawFile, row: dict[str, str | None]) -> str:
     """A row's key as written: 'order_id=1, item_id=2' (NULL when missing)."""
     return ", ".join(
         f"{column}={row[column] if row[column] is not None else 'NULL'}" for column in spec.key
@@ -1019,7 +1036,7 @@ def money_error(
             )
         )
     messages.sort(key=lambda message: message[0])
-    return RawExportError(_and_more([text for _, text in messages[:MAX_EXAMPLES]], len(messages)))
+    return RawExportError(and_more([text for _, text in messages[:MAX_EXAMPLES]], len(messages)))
 
 
 def _cents(amount: Decimal) -> Decimal:
@@ -1102,7 +1119,7 @@ def _line_money_message(
         formula += " x (1 - discount)"
         values += f" x (1 - {row['discount']})"
     return (
-        f"{path} line {row['line']} ({_key_text(spec, row)}), columns {columns}: the line's "
+        f"{path} line {row['line']} ({key_as_written(spec, row)}), columns {columns}: the line's "
         f"{what} {formula} = {values} = {value} does not fit DECIMAL(18,2); expected at most "
         f"{MONEY_MAX} in absolute value"
     )
@@ -1170,6 +1187,8 @@ def _printable(text: str) -> str:
     )
 
 
-def _and_more(messages: Sequence[str], total: int) -> str:
+def and_more(messages: Sequence[str], total: int) -> str:
+    """A refusal's text: its first `messages` (one per line), then how many of `total` faulty
+    lines it leaves out."""
     more = total - len(messages)
     return "\n".join([*messages, *([f"... and {more} more faulty line(s)"] if more else [])])

@@ -57,8 +57,14 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from bike_assets.lib import dialects, export, pii
-from bike_assets.lib import quarantine as quarantine_rules
-from bike_assets.lib.checks import layers_disagree, unique_not_null
+from bike_assets.lib.checks import layers_disagree
+from bike_assets.lib.quarantine import (
+    REJECTED,
+    check_rejected_share,
+    quarantine_rows,
+    reason_as_written,
+    rejected_rows_sql,
+)
 from bike_assets.lib.reference import LOOKUPS, REFERENCE_DIR
 from bike_assets.lib.sql import WORK_SCHEMA, source
 from bike_assets.lib.warehouse import RunLock, WarehouseError, refuse_unless_layers_agree
@@ -516,7 +522,7 @@ class SparkEngine:
         quarantine(
             candidate, {name: Lines(raw_dir / name, rows) for name, rows in rows_read.items()}
         )
-        check_rejected_share(candidate, rows_read, max_share)
+        check_rejected_share(candidate.connection, rows_read, max_share)
         load_lookups(candidate)
         set_pii_key(self.spark, key)
         return rows_read
@@ -524,28 +530,11 @@ class SparkEngine:
 
 # --- The export on Spark --------------------------------------------------------------------
 #
-# lib/export.py's and lib/quarantine.py's names that are not public (the interface asked of
-# their owner): the header check, the record-to-line mapping, the ordered rules of a file, the
-# money check; the key text of a quarantined row.
-_header = export._header
-_record_lines = export._record_lines
-_checks = export._checks
-_quote = export._quote
-_row_key = export._key_text
-_and_more = export._and_more
-_key_text = quarantine_rules._key_text
-
-
 def _written(spec: export.RawFile) -> str:
     """work.<file>__written: record (0, 1, ... in file order), then each contract column as
     written (text; NULL and empty are null), then __corrupt (the record, when it does not
     have the header's number of fields)."""
     return f"{spec.table}__written"
-
-
-def _clean(spec: export.RawFile) -> str:
-    """work.<file>__clean: the file's rows that are not quarantined."""
-    return f"{spec.table}__clean"
 
 
 class Lines:
@@ -560,7 +549,7 @@ class Lines:
     def of(self, records: Iterable[int]) -> dict[int, int]:
         """record (from 0) -> its line."""
         records = set(records)
-        starts = _record_lines(self.path, self.path, self.rows, {r + 1 for r in records})
+        starts = export.record_lines(self.path, self.path, self.rows, {r + 1 for r in records})
         if starts is None:  # record n is on line n + 2
             return {record: record + 2 for record in records}
         return {record: starts[record + 1] for record in records}
@@ -579,7 +568,7 @@ def read_file(candidate: SparkCandidate, raw_dir: Path, spec: export.RawFile) ->
     """
     path = raw_dir / spec.name
     export.scan(path, spec)
-    header = _header(path, spec)
+    header = export.read_header(path, spec)
     _check_decoding(path)
     names = [name if name in spec.columns else f"__extra_{i}" for i, name in enumerate(header)]
     records = candidate.spark.read.csv(
@@ -664,36 +653,18 @@ def _fail_on_fields(
         messages.append(
             f"{path} line {line_of[record]}, {where} the row has {fields} fields; {expected}"
         )
-    raise export.RawExportError(_and_more(messages, bad[0][2]))
+    raise export.RawExportError(export.and_more(messages, bad[0][2]))
 
 
 def _fail_on_values(conn: SparkConnection, path: Path, spec: export.RawFile, lines: Lines) -> None:
     """Fail naming the first faulty values by their lines, keys and columns (a row by the
     first rule it breaks: lib/export.py's rules, in their order); return when none."""
-    checks = _checks(spec)
-    first = "case " + " ".join(f"when {c.bad} then {i}" for i, c in enumerate(checks)) + " end"
-    columns = ", ".join(spec.columns)
-    bad = conn.execute(
-        f"""
-        select record, broken, {columns}, count(*) over ()
-        from (select *, {first} as broken from {_written(spec)})
-        where broken is not null order by record limit {export.MAX_EXAMPLES}
-        """
-    ).fetchall()
+    bad = conn.execute(export.broken_rows_sql(spec, _written(spec), "record")).fetchall()
     if not bad:
         return
     line_of = lines.of(record for record, *_ in bad)
-    messages = []
-    for record, broken, *values, _ in bad:
-        row = dict(zip(spec.columns, values, strict=True))
-        check = checks[broken]
-        value = row[check.column]
-        shown = "no value (NULL or empty)" if value is None else f"value {_quote(value)}"
-        messages.append(
-            f"{path} line {line_of[record]} ({_row_key(spec, row)}), column {check.column}: "
-            f"{shown}; expected {check.expected}"
-        )
-    raise export.RawExportError(_and_more(messages, bad[0][-1]))
+    named = [(line_of[record], *rest) for record, *rest in bad]
+    raise export.broken_rows_error(path, spec, named)
 
 
 def _check_money(conn: SparkConnection, path: Path, spec: export.RawFile, lines: Lines) -> None:
@@ -724,173 +695,57 @@ def _check_money(conn: SparkConnection, path: Path, spec: export.RawFile, lines:
 
 # --- Quarantine: the rows of the export that are not loaded ---------------------------------
 #
-# lib/quarantine.py's rules (its LINE_RULES, its reasons, VALUE for the value as written) as
-# SELECT statements: its DuckDB version deletes rows in place, which folders of Parquet files
-# cannot. ASKED of its owner: the fault queries as SELECTs that both engines run; until then
-# the duplicate and orphan queries are written here too, and test_engines shows that both
-# engines quarantine the same rows, with the same reasons.
-
-_REJECTED = source("rejected_rows")
+# lib/quarantine.py's rules and statements (quarantine_rows): Spark writes the kept rows
+# anew (folders of Parquet files cannot delete rows in place) and names a row by its line
+# from the record-to-line mapping of lib/export.py.
 
 
-def _faults(spec: export.RawFile) -> str:
-    """work.faults_<file>: (file, record, key, column_name, reason, value_column)."""
-    return source(f"faults_{Path(spec.name).stem}")
+class SparkRows:
+    """The quarantine on Spark: spec.table (record, then the contract's columns, typed) is
+    replaced by work.<file>__kept, the rows that are not left out."""
 
+    def __init__(self, candidate: SparkCandidate) -> None:
+        self.candidate = candidate
 
-def _fault_select(
-    spec: export.RawFile, column: str, reason: str, value_column: str | None, rows: str
-) -> str:
-    """SQL: a fault of every row of `rows` (aliased r): `reason` is SQL text, where VALUE
-    stands for the value of `value_column` as written."""
-    value = f"'{value_column}'" if value_column else "cast(null as varchar)"
-    return (
-        f"select '{spec.name}' as file, r.record, {_key_text(spec, 'r')} as key, "
-        f"'{column}' as column_name, {reason} as reason, {value} as value_column from {rows}"
-    )
+    def rows(self, spec: export.RawFile) -> str:
+        return spec.table
 
+    def create(self, table: str, select: str) -> int:
+        return self.candidate.create_table(table, select)
 
-def _conflicting(spec: export.RawFile) -> str:
-    """Rows whose key repeats with different content: all of them are quarantined."""
-    key = ", ".join(spec.key)
-    content = ", ".join(spec.columns)
-    conflicting = (
-        f"(select {key} from (select distinct {content} from {spec.table}) "
-        f"group by {key} having count(*) > 1)"
-    )
-    return _fault_select(
-        spec,
-        key,
-        "'duplicate key with conflicting content'",
-        None,
-        f"{spec.table} r semi join {conflicting} c using ({key})",
-    )
-
-
-def _orphans(spec: export.RawFile, column: str, parent: export.RawFile) -> str:
-    """Rows whose `column` is in no clean row of `parent`: missing there, or quarantined."""
-    quarantined = (
-        f"(select distinct p.{column} from {parent.table} p "
-        f"semi join {_faults(parent)} f on f.record = p.record)"
-    )
-    reason = (
-        f"'{column} {quarantine_rules.VALUE}' || case when q.{column} is not null "
-        f"then ' is quarantined in {parent.name}' else ' does not exist in {parent.name}' end"
-    )
-    return _fault_select(
-        spec,
-        column,
-        reason,
-        column,
-        f"{spec.table} r anti join {_clean(parent)} c on c.{column} = r.{column} "
-        f"left join {quarantined} q on q.{column} = r.{column}",
-    )
-
-
-def _line_rule(rule: quarantine_rules.LineRule) -> str:
-    spec = export.ORDER_ITEMS
-    return _fault_select(
-        spec,
-        rule.column,
-        f"'{rule.column} {quarantine_rules.VALUE} should be {rule.expected}'",
-        rule.column,
-        f"{spec.table} r where {rule.bad_when}",
-    )
-
-
-def _clean_rows(candidate: SparkCandidate, spec: export.RawFile, faults: Sequence[str]) -> None:
-    """The file's faults (work.faults_<file>), then its clean rows (work.<file>__clean):
-    without the quarantined rows, a row repeated identically kept once (all of them when the
-    file has no fault and no repeated key: no copy then)."""
-    if not candidate.create_table(_faults(spec), " union all ".join(faults)):
-        repeated = unique_not_null(*spec.key).sql(this=spec.table)
-        if not candidate.connection.query_rows(repeated, 0)[2]:
-            candidate.tables[_clean(spec)] = candidate.tables[spec.table]
-            return
-    key = ", ".join(spec.key)
-    candidate.create_table(
-        _clean(spec),
-        f"select * from {spec.table} r anti join {_faults(spec)} f on f.record = r.record "
-        f"qualify row_number() over (partition by {key} order by r.record) = 1",
-    )
+    def drop(self, spec: export.RawFile, records: str, faults: str | None) -> None:
+        kept = f"{spec.table}__kept"
+        self.create(kept, f"select * from {spec.table} r anti join ({records}) d using (record)")
+        self.candidate.tables[spec.table] = self.candidate.tables[kept]
 
 
 def quarantine(candidate: SparkCandidate, lines: Mapping[str, Lines]) -> None:
-    """Clean the export's rows, and build work.rejected_rows (file, line, key, column_name,
-    reason): one row per quarantined line, its faults together, each reason quoting the
-    value as written (lib/quarantine.py). Parents are cleaned before children, so that the
-    rows of a quarantined order, customer or store are quarantined in turn. Then spec.table
-    (work.customers, ...: what the models read) is the clean rows, as DuckDB leaves it."""
-    customers, stores, orders, items = export.EXPORT
-    for spec in (customers, stores):
-        _clean_rows(candidate, spec, [_conflicting(spec)])
-    _clean_rows(
-        candidate,
-        orders,
-        [
-            _conflicting(orders),
-            _orphans(orders, "customer_id", customers),
-            _orphans(orders, "store_id", stores),
-        ],
-    )
-    _clean_rows(
-        candidate,
-        items,
-        [
-            _conflicting(items),
-            *(_line_rule(rule) for rule in quarantine_rules.LINE_RULES),
-            _orphans(items, "order_id", orders),
-        ],
-    )
-    per_file = []
+    """Clean the export's rows (lib/quarantine.quarantine_rows: spec.table, what the models
+    read, is then the kept rows, as DuckDB leaves it), and build work.rejected_rows (file,
+    line, key, column_name, reason): one row per quarantined line, its faults together, each
+    reason quoting the value as written."""
+    found = quarantine_rows(SparkRows(candidate))
+    per_line = []
     for spec in export.EXPORT:
+        if spec.name not in found:
+            continue
         faulty = [
             record
             for (record,) in candidate.connection.execute(
-                f"select distinct record from {_faults(spec)}"
+                f"select distinct record from {found[spec.name]}"
             ).fetchall()
         ]
-        if not faulty:
-            continue
         line_of = candidate.spark.createDataFrame(
             sorted(lines[spec.name].of(faulty).items()), "record bigint, line bigint"
         )
         candidate.write(f"{spec.table}__lines", line_of)
-        value = (
-            "case f.value_column "
-            + " ".join(f"when '{column}' then w.{column}" for column in spec.columns)
-            + " end"
-        )
-        per_file.append(
-            f"select f.file, l.line, f.key, f.column_name, replace(f.reason, "
-            f"'{quarantine_rules.VALUE}', coalesce({value}, 'NULL')) as reason "
-            f"from {_faults(spec)} f join {_written(spec)} w using (record) "
+        per_line.append(
+            f"select f.file, l.line, f.key, f.column_name, "
+            f"{reason_as_written(spec, 'w')} as reason "
+            f"from {found[spec.name]} f join {_written(spec)} w using (record) "
             f"join {spec.table}__lines l using (record)"
         )
-    faults = " union all ".join(per_file) or (
-        "select cast(null as varchar) as file, cast(null as bigint) as line, "
-        "cast(null as varchar) as key, cast(null as varchar) as column_name, "
-        "cast(null as varchar) as reason where false"
-    )
-    candidate.create_table(
-        _REJECTED,
-        f"""
-        select file, line, any_value(key) as key,
-               string_agg(distinct column_name, ', ' order by column_name) as column_name,
-               string_agg(distinct reason, '; ' order by reason) as reason
-        from ({faults}) group by file, line
-        """,
-    )
-    for spec in export.EXPORT:  # the models read the clean rows, under the file's name
-        candidate.tables[spec.table] = candidate.tables[_clean(spec)]
-
-
-def check_rejected_share(
-    candidate: SparkCandidate, rows_read: Mapping[str, int], max_share: float
-) -> None:
-    """Fail when a file has more quarantined rows than BIKE_MAX_REJECTED_SHARE allows (the
-    rule of lib/quarantine.check_rejected_share, on Spark)."""
-    quarantine_rules.check_rejected_share(candidate.connection, rows_read, max_share)
+    candidate.create_table(REJECTED, rejected_rows_sql(per_line))
 
 
 def load_lookups(candidate: SparkCandidate) -> None:

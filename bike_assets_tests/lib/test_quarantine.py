@@ -292,7 +292,7 @@ class FullDisk:
         self.conn = conn
 
     def execute(self, sql: str, *args: Any) -> duckdb.DuckDBPyConnection:
-        if sql.startswith("create or replace temp table orphans"):
+        if sql.startswith("create or replace table work.faults_order_items"):
             raise duckdb.IOException("IO Error: Could not write to /tmp/x.tmp: No space left")
         return self.conn.execute(sql, *args)
 
