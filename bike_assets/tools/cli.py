@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from bike_assets.tools.bench import AS_OF, MAIN_COMMAND, REPO_ROOT, bench
-from bike_assets.tools.generate import generate_export
 
 if TYPE_CHECKING:
     import dagster as dg
 
 
 def _generate(args: argparse.Namespace) -> None:
+    from bike_assets.tools.generate import generate_export  # pandas: only for this command
+
     counts = generate_export(Path(args.out), customers=args.customers, seed=args.seed)
     for name, rows in counts.items():
         print(f"{args.out}/{name}: {rows} rows")
@@ -85,8 +86,6 @@ def run_job(job: str, as_of: str | None = None, out: TextIO = sys.stdout) -> int
     warehouse's summary (or the failure). Ctrl-C terminates the run. Returns 0 when the run
     succeeded, 1 when it failed or was canceled, 2 for a usage error.
     """
-    import dagster as dg
-
     if not os.environ.get("DAGSTER_HOME"):
         print("bike-assets run: set DAGSTER_HOME (make sets it to dagster_home/)", file=out)
         return 2
@@ -97,23 +96,51 @@ def run_job(job: str, as_of: str | None = None, out: TextIO = sys.stdout) -> int
     as_of = as_of or os.environ.get("BIKE_AS_OF_DATE") or None
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill`, or make stopped: as Ctrl-C
     try:
+        # The launch (about 4 s: it loads the code location) starts first. The instance is
+        # opened once it has ended (on a new DAGSTER_HOME, two processes creating its storage
+        # at once fail); the daemon, if one is started here, once the run is queued, so that
+        # its first pass over the queue starts it.
+        launch = _Launch(job, str(uuid.uuid4()), as_of)
+        launched: tuple[int, str] | None = None  # None: interrupted
+        try:
+            import dagster as dg  # meanwhile
+
+            launched = launch.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            launch.stop()  # if it still runs
+        import dagster as dg  # (done above, unless interrupted meanwhile)
+
         with dg.DagsterInstance.get() as instance, _Daemon(instance) as daemon:
-            return _launch_and_follow(instance, daemon, job, as_of, level, out)
+            return _follow(instance, daemon, launch, launched, level, out)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _launch_and_follow(
+def _follow(
     instance: "dg.DagsterInstance",
     daemon: "_Daemon",
-    job: str,
-    as_of: str | None,
+    launch: "_Launch",
+    launched: tuple[int, str] | None,
     level: int,
     out: TextIO,
 ) -> int:
-    """run_job's work, in the instance and with the daemon it opened."""
+    """run_job's work once the launch has ended (`launched`: its exit status and output, None
+    when interrupted), in the instance and with the daemon it opened."""
     import dagster as dg
 
+    job, run_id = launch.job, launch.run_id
+    if launched is None:
+        if instance.get_run_by_id(run_id) is not None:
+            instance.run_coordinator.cancel_run(run_id)
+        print(f"{job}: not launched (interrupted)", file=out)
+        return 1
+    returncode, output = launched
+    if returncode != 0:
+        tail = "\n".join(output.splitlines()[-25:])
+        print(f"bike-assets run: `dagster job launch` failed:\n{tail}", file=out)
+        return 1
     daemon.start_unless_running()
     ignored = [name for name in RUN_SETTINGS if os.environ.get(name)]
     if daemon.process is None and ignored:
@@ -123,18 +150,6 @@ def _launch_and_follow(
             f"{', '.join(ignored)}.",
             file=out,
         )
-    run_id = str(uuid.uuid4())
-    try:
-        launched = _launch(job, run_id, as_of)
-    except KeyboardInterrupt:
-        if instance.get_run_by_id(run_id) is not None:
-            instance.run_coordinator.cancel_run(run_id)
-        print(f"{job}: not launched (interrupted)", file=out)
-        return 1
-    if launched.returncode != 0:
-        tail = "\n".join(launched.stdout.splitlines()[-25:])
-        print(f"bike-assets run: `dagster job launch` failed:\n{tail}", file=out)
-        return 1
     print(f"{job}: run {run_id}, {daemon.describe()}", file=out, flush=True)
     follower = _Follower(instance, run_id, level)
     try:
@@ -154,23 +169,39 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _launch(job: str, run_id: str, as_of: str | None) -> subprocess.CompletedProcess[str]:
-    """`dagster job launch`: create the run from the workspace's code location, and queue it."""
-    command = [
-        str(Path(sys.executable).with_name("dagster")),
-        *("job", "launch", "-w", str(WORKSPACE), "-j", job, "--run-id", run_id),
-    ]
-    if as_of and job == "daily_refresh":  # as the schedule sets it
-        config = {"resources": {"calendar": {"config": {"as_of_date": as_of}}}}
-        command += ["--config-json", json.dumps(config), "--tags", json.dumps({AS_OF_TAG: as_of})]
-    return subprocess.run(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        check=False,
-    )
+class _Launch:
+    """`dagster job launch`, started now: it creates the run from the workspace's code
+    location and queues it."""
+
+    def __init__(self, job: str, run_id: str, as_of: str | None) -> None:
+        self.job = job
+        self.run_id = run_id
+        command = [
+            str(Path(sys.executable).with_name("dagster")),
+            *("job", "launch", "-w", str(WORKSPACE), "-j", job, "--run-id", run_id),
+        ]
+        if as_of and job == "daily_refresh":  # as the schedule sets it
+            config = {"resources": {"calendar": {"config": {"as_of_date": as_of}}}}
+            command += ["--config-json", json.dumps(config)]
+            command += ["--tags", json.dumps({AS_OF_TAG: as_of})]
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def wait(self) -> tuple[int, str]:
+        """Wait for the launch to end; its exit status and output."""
+        output, _ = self.process.communicate()
+        return self.process.returncode, output
+
+    def stop(self) -> None:
+        """Stop the launch if it still runs, and wait for it."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.communicate()
 
 
 class _Follower:
