@@ -26,31 +26,60 @@ AS_OF = "2025-12-31"
 GB = 1e9  # bytes
 TAIL_LINES = 15
 
-# Runs argv[2:] as a child, then writes its wall time and the peak RSS of its process tree (the
-# largest ru_maxrss among the waited-for descendants) to the file argv[1].
-_WRAPPER = """
+# Runs argv[2:] as a child, then writes its wall time and peak memory to the file argv[1]: the
+# peak of the summed RSS of the child's whole process tree (the main command's daemon, code
+# servers and run process included), sampled every SAMPLE_SECONDS, and the largest RSS of one
+# process (sampled, or ru_maxrss of a waited-for descendant, whichever is larger).
+SAMPLE_SECONDS = 0.05
+_WRAPPER = f"""
 import json, resource, subprocess, sys, time
+import psutil
+
+def tree_rss(root):
+    try:
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+    sizes = []
+    for process in processes:
+        try:
+            sizes.append(process.memory_info().rss)
+        except psutil.Error:
+            pass
+    return sizes
+
 start = time.perf_counter()
+tree = largest = 0
 try:
-    code = subprocess.run(sys.argv[2:], stdin=subprocess.DEVNULL).returncode
+    child = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL)
 except OSError as error:
     print(error, file=sys.stderr)
     code = 127
+else:
+    root = psutil.Process(child.pid)
+    while child.poll() is None:
+        sizes = tree_rss(root)
+        tree, largest = max(tree, sum(sizes)), max([largest, *sizes])
+        time.sleep({SAMPLE_SECONDS})
+    code = child.returncode
 wall = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, bytes on macOS
-peak *= 1 if sys.platform == "darwin" else 1024
+waited = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, bytes on macOS
+waited *= 1 if sys.platform == "darwin" else 1024
 with open(sys.argv[1], "w") as out:
-    json.dump({"wall": wall, "peak": peak, "code": code}, out)
+    json.dump({{"wall": wall, "peak": max(tree, waited), "largest": max(largest, waited),
+               "code": code}}, out)
 """
 
 
 @dataclass(frozen=True)
 class Run:
-    """One measured run: wall time in seconds, peak RSS in bytes, exit code, and when it failed
+    """One measured run: wall time in seconds, peak memory in bytes (the summed RSS of its
+    process tree, and the largest RSS of one of its processes), exit code, and when it failed
     the last TAIL_LINES lines of its stderr (of its stdout if stderr is empty, as with dbt)."""
 
     wall: float
     peak_bytes: int
+    largest_bytes: int
     returncode: int
     stderr_tail: str = ""
 
@@ -81,18 +110,20 @@ def measure(command: Sequence[str], cwd: Path, env: Mapping[str, str], logs: Pat
         done = subprocess.run(wrapper, cwd=cwd, env={**os.environ, **env}, stdout=out, stderr=err)
     tail = _tail(logs.with_suffix(".err")) or _tail(logs.with_suffix(".out"))
     if not result.is_file():  # the wrapper itself failed
-        return Run(0.0, 0, done.returncode or 1, tail)
+        return Run(0.0, 0, 0, done.returncode or 1, tail)
     figures = json.loads(result.read_text())
     code = figures["code"]
-    return Run(figures["wall"], figures["peak"], code, tail if code else "")
+    return Run(figures["wall"], figures["peak"], figures["largest"], code, tail if code else "")
 
 
 def format_report(runs: Mapping[str, Sequence[Run]]) -> str:
-    """A markdown table, one row per side: median, min and max wall (s), median peak RSS (GB),
+    """A markdown table, one row per side: median, min and max wall (s), median peak memory
+    (GB: the process tree's summed RSS, and the largest process's),
     and the ratio of median walls to the floor and to dbt-duckdb when those sides are there.
     A side with a failed run shows its exit code, and the end of its stderr under the table."""
     bases = [name for name in ("floor", "dbt-duckdb") if name in runs]
-    header = ["side", "median wall (s)", "min (s)", "max (s)", "median peak RSS (GB)"]
+    header = ["side", "median wall (s)", "min (s)", "max (s)"]
+    header += ["median peak RSS, tree (GB)", "largest process (GB)"]
     header += [f"x {name}" for name in bases]
     lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
     failures = []
@@ -106,6 +137,7 @@ def format_report(runs: Mapping[str, Sequence[Run]]) -> str:
             walls = [run.wall for run in done]
             cells = [f"{_median_wall(done):.2f}", f"{min(walls):.2f}", f"{max(walls):.2f}"]
             cells.append(f"{statistics.median(run.peak_bytes for run in done) / GB:.2f}")
+            cells.append(f"{statistics.median(run.largest_bytes for run in done) / GB:.2f}")
             cells += [_ratio(done, runs[base]) for base in bases]
         lines.append("| " + " | ".join([name, *cells]) + " |")
     return "\n".join(lines + failures)

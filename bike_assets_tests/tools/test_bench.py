@@ -19,7 +19,25 @@ def test_measure_sees_the_peak_memory_of_the_child(tmp_path: Path) -> None:
     assert run.returncode == 0 and run.stderr_tail == ""
     assert run.peak_bytes >= 200_000_000  # the array alone is 0.2 GB
     assert run.peak_bytes < 400_000_000  # a python and the array, not twice the array
+    assert 200_000_000 <= run.largest_bytes <= run.peak_bytes  # one process
     assert run.wall > 0
+
+
+# A parent holding 0.15 GB starts a child that holds 0.15 GB too, both alive for a second.
+FAMILY = """
+import subprocess, sys, time
+mine = bytearray(150_000_000)
+child = subprocess.Popen([sys.executable, "-c",
+                          "import time; x = bytearray(150_000_000); time.sleep(1.0)"])
+child.wait()
+"""
+
+
+def test_measure_sums_the_memory_of_the_process_tree(tmp_path: Path) -> None:
+    run = measure([PYTHON, "-c", FAMILY], tmp_path, {}, tmp_path / "family")
+    assert run.returncode == 0
+    assert run.peak_bytes >= 300_000_000  # both arrays at once
+    assert 150_000_000 <= run.largest_bytes < 300_000_000  # one array and its python
 
 
 def test_measure_keeps_the_exit_code_and_the_end_of_stderr(tmp_path: Path) -> None:
@@ -41,33 +59,39 @@ def test_measure_of_a_missing_program_fails(tmp_path: Path) -> None:
     assert "no-such-program" in run.stderr_tail
 
 
-def runs(walls: list[float], peaks_gb: list[float]) -> list[Run]:
-    return [Run(wall, int(gb * 1e9), 0) for wall, gb in zip(walls, peaks_gb, strict=True)]
+def runs(
+    walls: list[float], peaks_gb: list[float], largest_gb: list[float] | None = None
+) -> list[Run]:
+    largest_gb = largest_gb or peaks_gb
+    return [
+        Run(wall, int(gb * 1e9), int(one * 1e9), 0)
+        for wall, gb, one in zip(walls, peaks_gb, largest_gb, strict=True)
+    ]
 
 
 def test_report_of_three_sides() -> None:
     report = format_report(
         {
-            "bike_assets": runs([12.0, 10.0, 11.0], [1.5, 1.2, 1.3]),
+            "bike_assets": runs([12.0, 10.0, 11.0], [1.5, 1.2, 1.3], [1.0, 0.9, 0.8]),
             "floor": runs([2.0, 2.5, 3.0], [0.4, 0.5, 0.6]),
             "dbt-duckdb": runs([4.0, 5.5, 5.0], [0.9, 0.8, 0.7]),
         }
     )
     # medians: 11 / 2.5 = 4.40 and 11 / 5 = 2.20; 2.5 / 5 = 0.50; 5 / 2.5 = 2.00
     assert report == (
-        "| side | median wall (s) | min (s) | max (s) | median peak RSS (GB) | x floor "
-        "| x dbt-duckdb |\n"
-        "|---|---:|---:|---:|---:|---:|---:|\n"
-        "| bike_assets | 11.00 | 10.00 | 12.00 | 1.30 | 4.40 | 2.20 |\n"
-        "| floor | 2.50 | 2.00 | 3.00 | 0.50 | 1.00 | 0.50 |\n"
-        "| dbt-duckdb | 5.00 | 4.00 | 5.50 | 0.80 | 2.00 | 1.00 |"
+        "| side | median wall (s) | min (s) | max (s) | median peak RSS, tree (GB) "
+        "| largest process (GB) | x floor | x dbt-duckdb |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| bike_assets | 11.00 | 10.00 | 12.00 | 1.30 | 0.90 | 4.40 | 2.20 |\n"
+        "| floor | 2.50 | 2.00 | 3.00 | 0.50 | 0.50 | 1.00 | 0.50 |\n"
+        "| dbt-duckdb | 5.00 | 4.00 | 5.50 | 0.80 | 0.80 | 2.00 | 1.00 |"
     )
 
 
 def test_report_without_yardsticks_and_with_an_even_number_of_runs() -> None:
     report = format_report({"bike_assets": runs([3.0, 4.0], [1.0, 2.0])})
     # the median of two runs is their mean: 3.5 s, 1.5 GB
-    assert report.splitlines()[-1] == "| bike_assets | 3.50 | 3.00 | 4.00 | 1.50 |"
+    assert report.splitlines()[-1] == "| bike_assets | 3.50 | 3.00 | 4.00 | 1.50 | 1.50 |"
 
 
 def test_report_of_a_failed_side() -> None:
@@ -75,12 +99,12 @@ def test_report_of_a_failed_side() -> None:
         {
             "bike_assets": runs([6.0], [1.0]),
             "floor": runs([2.0], [0.5]),
-            "dbt-duckdb": [Run(1.0, 10**8, 2, "Compilation Error\nin model x")],
+            "dbt-duckdb": [Run(1.0, 10**8, 10**8, 2, "Compilation Error\nin model x")],
         }
     )
     lines = report.splitlines()
-    assert lines[2] == "| bike_assets | 6.00 | 6.00 | 6.00 | 1.00 | 3.00 | - |"
-    assert lines[4] == "| dbt-duckdb | FAILED (exit 2) |  |  |  |  |  |"
+    assert lines[2] == "| bike_assets | 6.00 | 6.00 | 6.00 | 1.00 | 1.00 | 3.00 | - |"
+    assert lines[4] == "| dbt-duckdb | FAILED (exit 2) |  |  |  |  |  |  |"
     assert report.endswith(
         "dbt-duckdb failed with exit code 2; end of its output:\n"
         "```\nCompilation Error\nin model x\n```"
