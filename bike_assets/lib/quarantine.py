@@ -232,8 +232,9 @@ class Rows(Protocol):
         ...
 
     def drop(self, spec: RawFile, records: str, faults: str | None) -> None:
-        """Leave out the rows whose record `records` (SQL) selects; `faults`, the table of
-        the file's faults (None when it has none), is there to be kept with the rows."""
+        """Leave out the rows whose record `records` (SQL) selects. `faults`: the file's
+        table of faults (None when it has none), for an engine that keeps the faulty rows'
+        content before they go (DuckDB, to find their lines)."""
         ...
 
 
