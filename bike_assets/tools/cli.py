@@ -95,26 +95,25 @@ def run_job(job: str, as_of: str | None = None, out: TextIO = sys.stdout) -> int
         return 2
     as_of = as_of or os.environ.get("BIKE_AS_OF_DATE") or None
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill`, or make stopped: as Ctrl-C
+    # The launch (about 4 s: it loads the code location) starts first. The instance is opened
+    # once it has ended (on a new DAGSTER_HOME, two processes creating its storage at once
+    # fail); the daemon, if one is started here, once the run is queued, so that its first
+    # pass over the queue starts it.
+    launch = _Launch(job, str(uuid.uuid4()), as_of)
     try:
-        # The launch (about 4 s: it loads the code location) starts first. The instance is
-        # opened once it has ended (on a new DAGSTER_HOME, two processes creating its storage
-        # at once fail); the daemon, if one is started here, once the run is queued, so that
-        # its first pass over the queue starts it.
-        launch = _Launch(job, str(uuid.uuid4()), as_of)
         launched: tuple[int, str] | None = None  # None: interrupted
         try:
             import dagster as dg  # meanwhile
 
             launched = launch.wait()
         except KeyboardInterrupt:
-            pass
-        finally:
-            launch.stop()  # if it still runs
-        import dagster as dg  # (done above, unless interrupted meanwhile)
+            launch.stop()
+        import dagster as dg  # (done above, unless Ctrl-C came first)
 
         with dg.DagsterInstance.get() as instance, _Daemon(instance) as daemon:
             return _follow(instance, daemon, launch, launched, level, out)
     finally:
+        launch.stop()  # if it still runs
         signal.signal(signal.SIGTERM, previous)
 
 
