@@ -172,7 +172,8 @@ def bench(
         title = (
             f"{rows['customers.csv']:,} customers, {rows['orders.csv']:,} orders, "
             f"{rows['order_items.csv']:,} order lines ({csv_mb:,.0f} MB of CSV); "
-            f"{os.cpu_count()} cores; medians of {repeat} runs per side\n\n"
+            f"{os.cpu_count()} cores; "
+            + (f"medians of {repeat} runs per side\n\n" if repeat > 1 else "1 run per side\n\n")
         )
         ok = not any(run.failed for done in runs.values() for run in done)
         return title + format_report(runs), ok

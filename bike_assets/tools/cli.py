@@ -382,8 +382,11 @@ def main(argv: list[str] | None = None) -> None:
         help=f"time `{command}` as a whole process, beside a plain DuckDB floor and dbt-duckdb",
         description=f"Generates an export, then runs `{command}` on it (as of {AS_OF}) and, "
         "when given, the floor script and a dbt-duckdb project, each run a separate process, "
-        "the sides taking turns; prints a markdown table of wall times, peak memory (RSS of "
-        "the process tree) and ratios of medians. Exits 1 if a side failed.",
+        "the sides taking turns; prints a markdown table, a row per side: median, min and max "
+        "wall time, median peak memory (the summed RSS of the side's whole process tree, "
+        "sampled every 50 ms, and the largest single process's), and each median wall time "
+        "divided by the floor's and dbt-duckdb's. Logs go to <workdir>/logs. Exits 1 if a "
+        "side failed.",
     )
     bench_command.add_argument("--customers", type=int, required=True, help="how many customers")
     bench_command.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
@@ -391,7 +394,9 @@ def main(argv: list[str] | None = None) -> None:
         "--workdir", help="folder for the export, databases and logs (default: a temporary one)"
     )
     bench_command.add_argument(
-        "--reuse", action="store_true", help="reuse the export in --workdir if it has the same size"
+        "--reuse",
+        action="store_true",
+        help="reuse the export in --workdir if it was made for the same --customers and --seed",
     )
     bench_command.add_argument(
         "--repeat", type=int, default=3, help="runs per side, taking turns (default 3)"
