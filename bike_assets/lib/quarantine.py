@@ -41,7 +41,6 @@ REJECTED = source("rejected_rows")
 VALUE = "{value}"  # in a reason: the value of its column as the file writes it
 # A fault of a row: (file, record, key, column_name, reason, value_column); `record` is the
 # row's id in its working table, `value_column` the column whose value VALUE stands for.
-FAULT_COLUMNS = ("file", "record", "key", "column_name", "reason", "value_column")
 
 
 @dataclass(frozen=True)
@@ -87,8 +86,9 @@ def key_text(spec: RawFile, alias: str) -> str:
 
 
 def _fault(spec: RawFile, column: str, reason: str, value_column: str | None, rows: str) -> str:
-    """SQL: a fault (FAULT_COLUMNS) of every row of `rows` (aliased r): `reason` is SQL text,
-    where VALUE stands for the value of `value_column` as written."""
+    """SQL: a fault (file, record, key, column_name, reason, value_column) of every row of
+    `rows` (aliased r): `reason` is SQL text, where VALUE stands for the value of
+    `value_column` as written."""
     value = f"'{value_column}'" if value_column else "cast(null as varchar)"
     return (
         f"select '{spec.name}' as file, r.record, {key_text(spec, 'r')} as key, "
@@ -154,7 +154,8 @@ def faults_sql(
     spec: RawFile, rows: str, repeated: str | None, kept: Mapping[str, str]
 ) -> str | None:
     """SQL: every fault of the file's rows (`rows`: a relation with `record` and the
-    contract's columns, typed), in FAULT_COLUMNS; None when no rule applies.
+    contract's columns, typed): file, record, key, column_name, reason, value_column; None
+    when no rule applies.
 
     `repeated`: the table of its repeated keys (repeated_keys_sql), None when none repeats;
     `kept`: for each parent file (by name), its kept rows, already cleaned.
@@ -242,7 +243,8 @@ def quarantine_rows(engine: Rows) -> dict[str, str]:
     """Find the faults of the export's rows and leave out the quarantined rows (and the extra
     copies of a row repeated identically), parents before children, so that the rows of a
     quarantined order, customer or store are quarantined in turn. Returns, for each file with
-    faults, its table of faults (work.faults_<file>, FAULT_COLUMNS)."""
+    faults, its table of faults (work.faults_<file>: file, record, key, column_name, reason,
+    value_column)."""
     kept: dict[str, str] = {}
     found: dict[str, str] = {}
     for spec in EXPORT:
