@@ -146,6 +146,16 @@ def tiny_pipeline(tmp_path: Path) -> Pipeline:
     return Pipeline(tmp_path / "warehouse.duckdb", write_export(tmp_path / "raw", TINY_EXPORT))
 
 
+@pytest.fixture(scope="module")
+def tiny_published(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
+    """A warehouse after a good run on TINY_EXPORT, one per test module (tests that run again
+    work on a copy of it)."""
+    folder = tmp_path_factory.mktemp("tiny_published")
+    pipeline = Pipeline(folder / "warehouse.duckdb", write_export(folder / "raw", TINY_EXPORT))
+    assert pipeline.run().success
+    return pipeline
+
+
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
     """Each check's evaluation in a run, by check name (asset/check)."""
     return {

@@ -241,30 +241,25 @@ def test_a_warehouse_out_of_memory_is_not_blamed_on_the_export(
 # --- The kinds of the old bad-input suite, through the pipeline (ported) ---------------------
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
-    """A warehouse after a good run on TINY_EXPORT."""
-    folder = tmp_path_factory.mktemp("tiny")
-    pipeline = Pipeline(folder / "warehouse.duckdb", write_export(folder / "raw", TINY_EXPORT))
-    assert pipeline.run().success
-    return pipeline
-
-
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [pytest.param(name, content, message, id=case) for case, name, content, message in
      STRUCTURAL_FAULTS],
 )  # fmt: skip
 def test_structural_fault_fails_the_run_and_publishes_nothing(
-    tiny: Pipeline, tmp_path: Path, name: str, content: bytes | list[str] | None, message: str
+    tiny_published: Pipeline,
+    tmp_path: Path,
+    name: str,
+    content: bytes | list[str] | None,
+    message: str,
 ) -> None:
-    published = published_tables(tiny)
+    published = published_tables(tiny_published)
     raw_dir = write_export(tmp_path / "raw", {n: r for n, r in TINY_EXPORT.items() if n != name})
     if isinstance(content, bytes):
         (raw_dir / name).write_bytes(content)
     elif content is not None:
         write_export(raw_dir, {name: content})
-    shutil.copy(tiny.warehouse, tmp_path / "warehouse.duckdb")
+    shutil.copy(tiny_published.warehouse, tmp_path / "warehouse.duckdb")
     pipeline = Pipeline(tmp_path / "warehouse.duckdb", raw_dir)
     assert failure(pipeline.run()) == message.format(raw=raw_dir)
     assert_tables_equal(published_tables(pipeline), published)

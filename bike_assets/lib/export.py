@@ -280,13 +280,7 @@ def read(conn: duckdb.DuckDBPyConnection, raw_dir: Path, spec: RawFile) -> int:
     the file breaks its contract (docs/tables.md, "Raw input"); WarehouseError (naming
     BIKE_DUCKDB_PATH) when the warehouse cannot be written meanwhile.
     """
-    path = raw_dir / spec.name
-    layout = scan(path, spec)
-    header = read_header(path, spec)
-    with (
-        _csv_source(path, layout) as csv_path,
-        warehouse_errors(conn, f"reading {path}", [(path, csv_path)]),
-    ):
+    with _opened(conn, raw_dir, spec) as (path, csv_path, header, layout):
         try:
             _read_csv(
                 conn,
@@ -334,6 +328,18 @@ def read_in_file_order(
 
     Raises RawExportError as `read` does for a file that cannot be split into rows.
     """
+    with _opened(conn, raw_dir, spec) as (path, csv_path, header, _):
+        _numbered(conn, path, csv_path, header, spec, table, where, records)
+    return table
+
+
+@contextmanager
+def _opened(
+    conn: duckdb.DuckDBPyConnection, raw_dir: Path, spec: RawFile
+) -> Iterator[tuple[Path, Path, list[str], "Layout"]]:
+    """One file of the export, ready for DuckDB to read: (its path, the path DuckDB reads,
+    its header, its layout), once the byte scan and the header pass; DuckDB's errors of the
+    warehouse met meanwhile are raised as WarehouseError (warehouse_errors)."""
     path = raw_dir / spec.name
     layout = scan(path, spec)
     header = read_header(path, spec)
@@ -341,8 +347,7 @@ def read_in_file_order(
         _csv_source(path, layout) as csv_path,
         warehouse_errors(conn, f"reading {path}", [(path, csv_path)]),
     ):
-        _numbered(conn, path, csv_path, header, spec, table, where, records)
-    return table
+        yield path, csv_path, header, layout
 
 
 def _guarded(spec: RawFile, plain: bool) -> str:

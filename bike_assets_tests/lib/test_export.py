@@ -6,7 +6,7 @@ run's `work` schema, as the staging asset reads it into the run's candidate vers
 """
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -50,14 +50,6 @@ DECIMAL = (
     "12.99 (no exponent, spaces or thousands separators)"
 )
 UTF8 = "expected a UTF-8 export (re-export as UTF-8)"
-
-
-@pytest.fixture
-def conn() -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = duckdb.connect()
-    connection.execute("create schema work")
-    yield connection
-    connection.close()
 
 
 def csv_bytes(

@@ -7,7 +7,7 @@ the staging asset does; the last ones run the whole pipeline, as the old bad-inp
 """
 
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -37,14 +37,6 @@ BOM = b"\xef\xbb\xbf"
 CONFLICT = "duplicate key with conflicting content"
 CUST, ORD, ITEM = "customers.csv", "orders.csv", "order_items.csv"
 ORDERS, ITEMS, CUSTOMERS = (TINY_EXPORT[f] for f in (ORD, ITEM, CUST))
-
-
-@pytest.fixture
-def conn() -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = duckdb.connect()
-    connection.execute("create schema work")
-    yield connection
-    connection.close()
 
 
 def read_export(
@@ -323,35 +315,29 @@ def failure(result: dg.ExecuteInProcessResult) -> str:
 
 
 @pytest.fixture(scope="module")
-def good(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
-    """A warehouse after a good run on TINY_EXPORT."""
-    folder = tmp_path_factory.mktemp("good")
-    pipeline = Pipeline(folder / "warehouse.duckdb", write_export(folder / "raw", TINY_EXPORT))
-    assert pipeline.run().success
-    return pipeline
-
-
-@pytest.fixture(scope="module")
-def good_tables(good: Pipeline) -> dict[str, pd.DataFrame]:
-    return published_tables(good)
+def good_tables(tiny_published: Pipeline) -> dict[str, pd.DataFrame]:
+    return published_tables(tiny_published)
 
 
 def run_case(
-    good: Pipeline, folder: Path, changes: Mapping[str, Sequence[str]], **env: str
+    base: Pipeline, folder: Path, changes: Mapping[str, Sequence[str]], **env: str
 ) -> tuple[Pipeline, dg.ExecuteInProcessResult]:
-    """Run on a copy of the good warehouse, with TINY_EXPORT changed as `changes` says."""
+    """Run on a copy of the good warehouse `base`, with TINY_EXPORT changed as `changes` says."""
     raw_dir = write_export(folder / "raw", {**TINY_EXPORT, **changes})
-    shutil.copy(good.warehouse, folder / "warehouse.duckdb")
+    shutil.copy(base.warehouse, folder / "warehouse.duckdb")
     pipeline = Pipeline(folder / "warehouse.duckdb", raw_dir).with_env(**env)
     return pipeline, pipeline.run()
 
 
 @pytest.fixture(scope="module")
 def quarantined(
-    good: Pipeline, tmp_path_factory: pytest.TempPathFactory
+    tiny_published: Pipeline, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Pipeline, dg.ExecuteInProcessResult]:
     return run_case(
-        good, tmp_path_factory.mktemp("row_faults"), ROW_FAULTS, BIKE_MAX_REJECTED_SHARE="0.5"
+        tiny_published,
+        tmp_path_factory.mktemp("row_faults"),
+        ROW_FAULTS,
+        BIKE_MAX_REJECTED_SHARE="0.5",
     )
 
 
@@ -412,9 +398,9 @@ def test_quarantined_rows_leave_no_trace_in_the_other_tables(
 
 
 def test_too_many_rejected_rows_fail_the_run_naming_file_and_share(
-    good: Pipeline, good_tables: dict[str, pd.DataFrame], tmp_path: Path
+    tiny_published: Pipeline, good_tables: dict[str, pd.DataFrame], tmp_path: Path
 ) -> None:
-    pipeline, result = run_case(good, tmp_path, ORPHAN_LINE)  # default share 0.01
+    pipeline, result = run_case(tiny_published, tmp_path, ORPHAN_LINE)  # default share 0.01
     # 1 of the 5 order lines is rejected: 20% > 1%.
     assert failure(result) == (
         "order_items.csv: 1 of 5 rows (20.00%) were quarantined, more than "
@@ -426,9 +412,11 @@ def test_too_many_rejected_rows_fail_the_run_naming_file_and_share(
 
 @pytest.mark.parametrize(("share", "succeeds"), [("0.2", True), ("0.19", False)])
 def test_max_rejected_share_comes_from_the_environment(
-    good: Pipeline, tmp_path: Path, share: str, succeeds: bool
+    tiny_published: Pipeline, tmp_path: Path, share: str, succeeds: bool
 ) -> None:
-    pipeline, result = run_case(good, tmp_path, ORPHAN_LINE, BIKE_MAX_REJECTED_SHARE=share)
+    pipeline, result = run_case(
+        tiny_published, tmp_path, ORPHAN_LINE, BIKE_MAX_REJECTED_SHARE=share
+    )
     assert result.success is succeeds
     if succeeds:
         assert query(pipeline, "select line, reason from staging.rejected_rows") == [
