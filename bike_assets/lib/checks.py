@@ -87,13 +87,20 @@ def columns_match_contract(table: Table) -> Check:
     )
 
 
+def key_id(columns: Sequence[str]) -> str | None:
+    """The column of a key that sql/macros/keys.sql groups by buckets of ids: its first named
+    *_id (a whole number in every contract: order_id of (order_id, item_id), which has the
+    most distinct values); None when it has none."""
+    return next((column for column in columns if column.endswith("_id")), None)
+
+
 def unique_not_null(*columns: str) -> Check:
     """Keys: the primary key (columns) is unique and not null."""
     return Check(
         f"{'_'.join(columns)}_is_unique_and_not_null",
         "unique_not_null",
         f"Primary key ({', '.join(columns)}) is unique and not null",
-        {"columns": list(columns)},
+        {"columns": list(columns), "id": key_id(columns)},
     )
 
 

@@ -23,6 +23,7 @@ from typing import Protocol
 
 import duckdb
 
+from bike_assets.lib.checks import key_id
 from bike_assets.lib.export import (
     CUSTOMERS,
     EXPORT,
@@ -35,7 +36,7 @@ from bike_assets.lib.export import (
     read_in_file_order,
     warehouse_errors,
 )
-from bike_assets.lib.sql import source
+from bike_assets.lib.sql import expand, source
 
 REJECTED = source("rejected_rows")
 VALUE = "{value}"  # in a reason: the value of its column as the file writes it
@@ -97,9 +98,12 @@ def _fault(spec: RawFile, column: str, reason: str, value_column: str | None, ro
 
 
 def repeated_keys_sql(spec: RawFile, rows: str) -> str:
-    """SQL: the keys (spec.key's columns) that more than one row of `rows` has."""
-    key = ", ".join(spec.key)
-    return f"select {key} from {rows} group by {key} having count(*) > 1"
+    """SQL: the keys (spec.key's columns) that more than one row of `rows` has (the reader has
+    refused a missing key): the check unique_not_null's macro, repeated_keys."""
+    repeated = expand(
+        "repeated_keys(rows, columns, id)", rows=rows, columns=spec.key, id=key_id(spec.key)
+    )
+    return f"select {', '.join(spec.key)} from ({repeated})"
 
 
 def _conflicting(spec: RawFile, rows: str, repeated: str) -> str:

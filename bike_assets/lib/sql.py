@@ -5,6 +5,8 @@
   the lookups), `{{ as_of_date }}` and other variables are passed by the asset.
 - `sql/macros/rules.sql`: the business rules of the contract, one macro each, expanded into
   plain SQL wherever a model or a check calls them (so the text translates to other engines).
+- `sql/macros/keys.sql`: the key checks (unique keys, references, layers agree), in a form
+  that stays fast on large tables; each shows the plain query it equals.
 - `sql/checks/<check>.sql`: the failing rows of a check; `{{ this }}` is the audited table.
 """
 
@@ -17,6 +19,7 @@ import jinja2
 SQL_DIR = Path(__file__).parent.parent / "sql"
 LAYERS = ("staging", "intermediate", "marts")
 WORK_SCHEMA = "work"  # the run's working tables: never published
+MACRO_FILES = ("rules", "keys")  # sql/macros/<file>.sql: macros every SQL file can call
 
 
 @cache
@@ -50,10 +53,11 @@ def _environment() -> jinja2.Environment:
         autoescape=False,
     )
     environment.globals.update(ref=ref, source=source)
-    rules = environment.get_template("macros/rules.sql").module
-    environment.globals.update(
-        {name: getattr(rules, name) for name in dir(rules) if not name.startswith("_")}
-    )
+    for macros in MACRO_FILES:
+        module = environment.get_template(f"macros/{macros}.sql").module
+        environment.globals.update(
+            {name: getattr(module, name) for name in dir(module) if not name.startswith("_")}
+        )
     return environment
 
 
@@ -70,6 +74,7 @@ def date_literal(day: Any) -> str:
     return f"date '{day.isoformat()}'"
 
 
-def expand(call: str) -> str:
-    """A rule macro call expanded to plain SQL: expand("ltv_segment('total_spent')")."""
-    return _environment().from_string("{{ " + call + " }}").render()
+def expand(call: str, **variables: Any) -> str:
+    """A macro call expanded to plain SQL: expand("ltv_segment('total_spent')"), or with
+    variables: expand("repeated_keys(rows, columns, id)", rows=..., columns=..., id=...)."""
+    return _environment().from_string("{{ " + call + " }}").render(**variables)

@@ -25,9 +25,10 @@ import pytest
 from bike_assets.defs.resources import SettingError, SparkWarehouse, engine_warehouse
 from bike_assets.lib import dialects, pii
 from bike_assets.lib import spark as spark_engine
-from bike_assets.lib.sql import SQL_DIR
+from bike_assets.lib.sql import SQL_DIR, expand
 from bike_assets.lib.warehouse import WarehouseError
 from bike_assets_tests.conftest import TINY_EXPORT, Pipeline, environment, write_export
+from bike_assets_tests.sql import test_keys
 from bike_assets_tests.test_engines import newest_manifest, spark_connect  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,6 +144,51 @@ def test_every_rule_gives_the_same_values_on_spark_as_on_duckdb() -> None:
     assert connection.execute(sql).fetchall() == expected
     email = next(row for row in expected if row[0] == "a@b.com")
     assert email[2] == hmac.new(key, b"a@b.com", hashlib.sha256).hexdigest()
+
+
+@pytest.mark.usefixtures("spark_connect")
+def test_the_key_checks_by_buckets_give_the_plain_queries_rows_on_spark() -> None:
+    """sql/macros/keys.sql on random keys (repeats, negative, huge, null), translated: on
+    Spark, the rows DuckDB's plain queries give (bike_assets_tests/sql/test_keys.py)."""
+    lines, orders = test_keys.random_keys(3)
+
+    def relation(rows: list[tuple], columns: str) -> str:
+        values = ", ".join(
+            "(" + ", ".join("null" if v is None else str(v) for v in row) + ")" for row in rows
+        )
+        typed = ", ".join(f"cast({c} as bigint) as {c}" for c in columns.split(", "))
+        return f"(select {typed} from (values {values}) as v({columns}))"
+
+    line_rows, order_rows = relation(lines, "order_id, item_id"), relation(orders, "order_id")
+    cases = [
+        (
+            expand("repeated_keys(r, ['order_id', 'item_id'], 'order_id')", r=line_rows),
+            test_keys.PLAIN_REPEATED.format(
+                key="order_id, item_id",
+                relation=line_rows,
+                any_null="order_id is null or item_id is null",
+            ),
+        ),
+        (
+            expand("missing_references(r, 'order_id', p)", r=line_rows, p=order_rows),
+            test_keys.PLAIN_MISSING.format(
+                relation=line_rows, parent=order_rows, column="order_id"
+            ),
+        ),
+        (
+            expand(
+                "keys_not_once_in_both(r, 'order_id', p, 'rows_there')", r=order_rows, p=line_rows
+            ),
+            test_keys.PLAIN_NOT_ONCE.format(relation=order_rows, parent=line_rows, key="order_id"),
+        ),
+    ]
+    engine = spark_engine.SparkEngine("", str(ROOT / "data" / "spark-warehouse"), 1)
+    connection = spark_engine.SparkConnection(engine.spark, engine.root, {})
+    with duckdb.connect() as conn:
+        for fast, plain in cases:
+            expected = sorted(conn.execute(plain).fetchall(), key=repr)
+            assert expected
+            assert sorted(connection.execute(fast).fetchall(), key=repr) == expected
 
 
 # --- Publication by manifest --------------------------------------------------------------------

@@ -3,6 +3,7 @@ by DuckDB on hand-made values; and the orders_enriched model on tiny hand-made t
 
 import hashlib
 import hmac
+import random
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -438,6 +439,41 @@ def test_orders_enriched_ignores_lines_of_quantity_zero_or_less(orders_enriched)
         5: (0, 0, D("0.00")),
     }
     assert all(isinstance(net, Decimal) for _, _, net in figures.values())
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_unique_products_agrees_with_counting_products_in_python(conn, seed: int) -> None:
+    """orders_enriched's unique_products (a mask of product ids, counted exactly where it
+    cannot tell) on random lines: products repeated in an order, ids sharing a bit (10 and 42),
+    negative and huge ids, lines without a product, returns."""
+    rng = random.Random(seed)
+    products = [None, -3, -35, 10, 42, 74, 11, 2**40, 2**40 + 32, *range(20)]
+    lines = [
+        (order, item, rng.choice(products), rng.randint(-1, 3))
+        for order in range(1, 201)
+        for item in range(1, rng.randint(0, 8) + 1)
+    ]
+    create(conn, STG_STORES, "(1, 'Santa Cruz Bikes', 's', 'c', 'CA', '95060')")
+    create(
+        conn,
+        STG_ORDERS,
+        ", ".join(f"({o}, 1, 4, '2024-01-01', null, null, 1, 2)" for o in range(1, 201)),
+    )
+    create(
+        conn,
+        STG_ORDER_ITEMS,
+        ", ".join(
+            f"({o}, {i}, {'null' if p is None else p}, {q}, 1.00, 0)" for o, i, p, q in lines
+        ),
+    )
+    model = render("intermediate/orders_enriched")
+    found = dict(conn.execute(f"select order_id, unique_products from ({model})").fetchall())
+    expected = {
+        order: len({p for o, _, p, q in lines if o == order and q > 0 and p is not None})
+        for order in range(1, 201)
+    }
+    assert found == expected
+    assert max(expected.values()) >= 5
 
 
 def test_orders_enriched_delivery_status_and_days_to_ship(orders_enriched) -> None:

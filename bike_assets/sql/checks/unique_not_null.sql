@@ -1,5 +1,3 @@
--- Keys: the primary key is unique and not null. A failing row: a key that repeats or has a null.
-select {{ columns | join(', ') }}, count(*) as rows
-from {{ this }}
-group by {{ columns | join(', ') }}
-having count(*) > 1 or {% for column in columns %}{{ column }} is null{% if not loop.last %} or {% endif %}{% endfor %}
+-- Keys: the primary key is unique and not null. A failing row: a key that repeats or has a null
+-- (sql/macros/keys.sql: `id` is the key's whole-number id, when it has one).
+{{ repeated_keys(this, columns, id) }}
