@@ -1,7 +1,9 @@
 """Asset checks as SQL files: each check is the query of the rows that break its rule
 (`sql/checks/<file>.sql`); none means it passes. ERROR checks block publication; WARN checks
-only report. The rule a check enforces is the macro its SQL calls (sql/macros/rules.sql), the
-same one the model calls."""
+only report. The rule a check enforces is the macro its SQL calls: a business rule of
+sql/macros/rules.sql, the same one the model calls, or a key check of sql/macros/keys.sql
+(unique keys, references, layers agree: fast on large tables, each equal to the plain query it
+shows)."""
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
