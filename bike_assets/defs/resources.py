@@ -341,7 +341,7 @@ class DuckDBWarehouse(Warehouse):
             inherited = candidate.inherited()
             disagree = layers_disagree(
                 lambda sql, limit: warehouse.query_rows(candidate.connection, sql, limit),
-                warehouse.tables_and_views(candidate.connection),
+                {*warehouse.tables_in(candidate.connection), *inherited},
                 passed_layer_checks(self._results),
             )
             warehouse.refuse_unless_layers_agree(disagree)

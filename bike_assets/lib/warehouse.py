@@ -229,18 +229,6 @@ def refuse_unless_layers_agree(disagree: Sequence[str]) -> None:
         )
 
 
-def tables_and_views(conn: duckdb.DuckDBPyConnection) -> set[str]:
-    """Every table and view (schema.table) of a connection's database: a candidate's tables,
-    rebuilt or still views over the published version."""
-    return set(tables_in(conn)) | {
-        f"{schema}.{name}"
-        for schema, name in conn.execute(
-            "select schema_name, view_name from duckdb_views() "
-            "where database_name = current_database() and not internal and not temporary"
-        ).fetchall()
-    }
-
-
 def tables_in(conn: duckdb.DuckDBPyConnection) -> Sequence[str]:
     """Every published table (schema.table) of a connection's database, sorted."""
     return [
